@@ -1,0 +1,46 @@
+"""The `harness` command line. Each subcommand is one module; they only parse and call the library."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from harness.cli import compare, report, strategies, suites
+from harness.errors import HarnessError, SuiteError
+
+app = typer.Typer(
+    name="harness",
+    help=(
+        "Decide how to adapt an LLM to your domain. Runs every strategy (prompting, few-shot, and the "
+        "plugins you add) on the same task suites through one runtime, and writes one report with "
+        "accuracy, cost and latency per strategy.\n\n"
+        "Set HARNESS_DEBUG=1 to see tracebacks of input errors."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("compare")(compare.compare)
+app.command("strategies")(strategies.strategies)
+app.add_typer(suites.app, name="suites")
+app.command("report")(report.report)
+
+err = Console(stderr=True, highlight=False)
+
+
+def main() -> None:
+    """Entry point: input errors print one line per problem and exit 2, without a traceback."""
+    try:
+        app()
+    except HarnessError as e:
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        problems = e.problems if isinstance(e, SuiteError) else [str(e)]
+        for p in problems[:20]:
+            err.print(f"[bold red]error:[/] {p}", markup=True, soft_wrap=True)
+        if len(problems) > 20:
+            err.print(f"... and {len(problems) - 20} more problems")
+        sys.exit(2)

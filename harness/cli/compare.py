@@ -1,0 +1,121 @@
+"""`harness compare`: run strategies on a suite and write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [s.strip() for s in value.split(",") if s.strip()] if value else None
+
+
+class ProgressView:
+    """Turns runner events into a rich progress bar over test items and one line per cell."""
+
+    def __init__(self, progress: Progress, total: int):
+        self.progress = progress
+        self.bar = progress.add_task("starting", total=total)
+
+    def __call__(self, event: str, **data: Any) -> None:
+        cell = data.get("cell")
+        label = f"{cell.strategy} seed {cell.seed}" if cell else ""
+        if event == "model_loading":
+            self.progress.update(self.bar, description=f"loading model {data['model'].ref} (first use converts it)")
+        elif event == "cell_start":
+            self.progress.update(self.bar, description=f"{label}: adapting")
+        elif event == "task_start":
+            self.progress.update(self.bar, description=f"{label}: {data['task']} ({data['n']} items)")
+        elif event == "task_done":
+            self.progress.advance(self.bar, data["n"])
+        elif event == "cell_done":
+            rec = data["record"]
+            style = {"ok": "green", "skipped": "yellow"}.get(rec.status, "red")
+            extra = f": {rec.error}" if rec.error else ""
+            self.progress.console.print(f"[{style}]{rec.status}[/] {label}{extra}", soft_wrap=True)
+        elif event == "cell_cached":
+            self.progress.console.print(f"[cyan]reused[/] {label} ({cell.cell_id})")
+
+
+def _summary(records: list[Any]) -> Table:
+    table = Table(title="results")
+    table.add_column("strategy")
+    table.add_column("seed")
+    table.add_column("status")
+    tasks = list(dict.fromkeys(t.task for r in records for t in r.tasks))
+    for t in tasks:
+        table.add_column(t)
+    table.add_column("p50 ms")
+    for r in records:
+        by_task = {t.task: t for t in r.tasks}
+        cells = [", ".join(f"{k} {v:.3f}" for k, v in by_task[t].metrics.items()) if t in by_task else "–"
+                 for t in tasks]
+        p50 = f"{r.latency.p50_s * 1000:.0f}" if r.latency else "–"
+        table.add_row(r.strategy, str(r.seed), r.status, *cells, p50)
+    return table
+
+
+def compare(
+    suite: str = typer.Option(None, "--suite", "-s", help="Suite name (see `harness suites`) or folder."),
+    model: str = typer.Option(None, "--model", "-m",
+                              help="Model: smollm2-135m-instruct (default, embedded), hub id, folder or .gguf."),
+    strategies: str = typer.Option(None, "--strategies",
+                                   help="Comma-separated strategy names; default: every registered one."),
+    seed: list[int] = typer.Option(None, "--seed", help="Seed; repeat for several seeds (default 0)."),
+    limit: int = typer.Option(None, "--limit", help="Evaluate at most N test items per task (quick runs)."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default reports/)."),
+    config: Path = typer.Option(None, "--config", help="run.toml with these keys and per-strategy options."),
+    plugin: list[Path] = typer.Option(None, "--plugin", help="Load strategies from this Python file too."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Generation batch size (default 8)."),
+    device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    trust_remote_code: bool = typer.Option(None, "--trust-remote-code",
+                                           help="Allow model code from the model folder (off by default)."),
+) -> None:
+    """Run strategies on a suite and write reports/<suite>/<run>/ with report.html, report.md and the
+    JSON records of every cell.
+
+    A cell is one strategy with one seed. Finished cells are cached under reports/<suite>/cells/ by a
+    hash of everything that determines their result, so an interrupted compare resumes where it
+    stopped and an identical re-run reuses every cell. Exit code 0: all cells ran or were skipped with
+    a reason; 1: a cell failed; 2: bad input (nothing is written).
+    """
+    from harness.config import load_config
+    from harness.models import resolve_model
+    from harness.registry import Registry
+    from harness.report import write_run
+    from harness.runner import Runner, make_plan
+    from harness.suites import load_suite
+
+    cfg = load_config(config, {
+        "suite": suite, "model": model, "strategies": _split(strategies), "seeds": seed or None,
+        "limit": limit, "out": out, "batch_size": batch_size, "trust_remote_code": trust_remote_code,
+        "plugins": plugin or None,
+    })
+    registry = Registry.discover()
+    for p in cfg.plugins:
+        registry.add_plugin_file(p)
+    the_suite = load_suite(cfg.suite)
+    plan = make_plan(cfg, the_suite, resolve_model(cfg.model), registry)
+    base = cfg.out / the_suite.name
+    runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
+    pending = [c for c in plan.cells if runner.cached(c) is None]
+    per_cell = sum(len(t.test[: cfg.limit]) for t in the_suite.tasks)
+    console.print(f"[bold]{the_suite.name}[/]: {len(plan.cells)} cells ({len(plan.cells) - len(pending)} cached), "
+                  f"model {plan.model.ref}, device {runner.device}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        runner.emit = ProgressView(progress, total=len(pending) * per_cell)
+        records = runner.run()
+    run_dir = base / plan.run_id
+    write_run(run_dir, plan.run_id, records)
+    console.print(_summary(records))
+    console.print(f"report: {run_dir / 'report.html'}\n        {run_dir / 'report.md'}")
+    if any(r.status == "failed" for r in records):
+        raise typer.Exit(1)

@@ -1,0 +1,56 @@
+"""The run configuration: a TOML file and CLI flags, validated at the boundary (unknown keys fail)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import HarnessError
+
+
+class CompareConfig(BaseModel):
+    """Everything `harness compare` needs. CLI flags override keys of the --config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: str
+    model: str | None = Field(None, description="Model alias, hub id, local folder or .gguf file.")
+    strategies: list[str] | None = Field(None, description="Strategy names; all registered when empty.")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    limit: int | None = Field(None, ge=1, description="Cap on test items per task.")
+    out: Path = Path("reports")
+    batch_size: int = Field(8, ge=1, le=1024)
+    trust_remote_code: bool = False
+    plugins: list[Path] = Field(default_factory=list)
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-strategy options: [options.few-shot] k = 3."
+    )
+
+
+def _problems(where: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: field '{loc}': {first['msg']}{more}"
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> CompareConfig:
+    """Merge the TOML file (if any) with the CLI overrides that were actually given."""
+    data: dict[str, Any] = {}
+    where = "command line"
+    if path is not None:
+        where = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise HarnessError(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise HarnessError(f"{path}: invalid TOML: {e}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return CompareConfig.model_validate(data)
+    except ValidationError as e:
+        raise HarnessError(_problems(where, e)) from None

@@ -1,0 +1,92 @@
+"""Evaluation: prompts in, per-item predictions and task metrics out, through the shared runtime.
+
+One function per task kind. Generative tasks are scored on the first non-empty line of the output;
+label and choice tasks by ranked loglikelihood of each candidate after the prompt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from harness import metrics as M
+from harness.records import Example, Prediction, Prompt, TaskResult
+from harness.runtime import ModelRuntime
+from harness.suites import Task
+
+Evaluator = Callable[[ModelRuntime, Task, Sequence[Example], Sequence[Prompt], int], list[Prediction]]
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _meta(example: Example) -> dict[str, object]:
+    return {k: example.meta[k] for k in ("coverage", "doc_id") if k in example.meta}
+
+
+def _short_answer(
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int
+) -> list[Prediction]:
+    gens = rt.generate([rt.render(p) for p in prompts], task.max_new_tokens, batch_size)
+    preds = []
+    for ex, g in zip(examples, gens, strict=True):
+        answer, targets = first_line(g.text), (ex.target, *ex.aliases)
+        scores = {"exact_match": M.exact_match(answer, targets), "f1": M.token_f1(answer, targets)}
+        preds.append(Prediction(ex.id, task.name, answer, ex.target, scores, g.latency_s, g.prompt_tokens,
+                                g.output_tokens, meta=_meta(ex)))
+    return preds
+
+
+def _ranked_choice(
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int
+) -> list[Prediction]:
+    preds = []
+    for ex, p in zip(examples, prompts, strict=True):
+        scored = rt.loglikelihood(rt.render(p) + rt.answer_prefix(), ex.choices)
+        best = max(range(len(ex.choices)), key=lambda i: scored.logprobs[i])
+        choice = ex.choices[best]
+        preds.append(Prediction(ex.id, task.name, choice, ex.target, {"accuracy": M.accuracy(choice, ex.target)},
+                                scored.latency_s, scored.prompt_tokens, 0, scored.logprobs, _meta(ex)))
+    return preds
+
+
+def _language_modeling(
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int
+) -> list[Prediction]:
+    import time
+
+    t0 = time.perf_counter()
+    nll = rt.token_nll([ex.input for ex in examples], batch_size)
+    per_item = (time.perf_counter() - t0) / max(1, len(examples))
+    return [
+        Prediction(ex.id, task.name, f"{s / n:.4f}", "", {"cross_entropy": s / n}, per_item, n, 0, meta=_meta(ex))
+        for ex, (s, n) in zip(examples, nll, strict=True)
+    ]
+
+
+EVALUATORS: dict[str, Evaluator] = {
+    "short-answer": _short_answer,
+    "classification": _ranked_choice,
+    "multiple-choice": _ranked_choice,
+    "language-modeling": _language_modeling,
+}
+
+
+def aggregate(task: Task, preds: Sequence[Prediction]) -> TaskResult:
+    """Task-level metrics: the mean of each per-item score, and balanced accuracy over labels."""
+    out: dict[str, float] = {}
+    for metric in task.metrics:
+        if metric == "balanced_accuracy":
+            out[metric] = M.balanced_accuracy([p.output for p in preds], [p.target for p in preds])
+        else:
+            out[metric] = M.mean([p.scores[metric] for p in preds])
+    return TaskResult(task.name, task.kind, len(preds), out)
+
+
+def evaluate_task(
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int = 8
+) -> tuple[list[Prediction], TaskResult]:
+    if len(prompts) != len(examples):
+        raise ValueError(f"strategy returned {len(prompts)} prompts for {len(examples)} examples")
+    preds = EVALUATORS[task.kind](rt, task, examples, prompts, batch_size)
+    return preds, aggregate(task, preds)

@@ -1,0 +1,64 @@
+"""Metrics as pure functions: no network, no hub scripts.
+
+Per-item metrics score one prediction against its targets; task-level metrics aggregate the
+per-item scores (a mean), except balanced accuracy, which needs the labels of all items.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalization: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower().translate(_PUNCT)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, targets: Sequence[str]) -> float:
+    """1.0 when the normalized prediction equals any normalized target."""
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(t) for t in targets))
+
+
+def _f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
+    common = Counter(pred_tokens) & Counter(gold_tokens)
+    overlap = sum(common.values())
+    if not pred_tokens or not gold_tokens:
+        return float(pred_tokens == gold_tokens)
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(pred_tokens), overlap / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(prediction: str, targets: Sequence[str]) -> float:
+    """Best token-overlap F1 of the normalized prediction against any target."""
+    pred = normalize_answer(prediction).split()
+    return max(_f1(pred, normalize_answer(t).split()) for t in targets)
+
+
+def accuracy(prediction: str, target: str) -> float:
+    return float(prediction == target)
+
+
+def balanced_accuracy(predictions: Sequence[str], targets: Sequence[str]) -> float:
+    """Mean recall over the gold classes present (classes never gold are ignored)."""
+    if not targets:
+        return float("nan")
+    recalls = []
+    for label in sorted(set(targets)):
+        idx = [i for i, t in enumerate(targets) if t == label]
+        recalls.append(sum(predictions[i] == label for i in idx) / len(idx))
+    return sum(recalls) / len(recalls)
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

@@ -1,0 +1,40 @@
+"""Shared prompt pieces: how an example is shown to the model and what a correct answer looks like.
+
+Strategies compose these; keeping them in one place makes every strategy ask the same question.
+"""
+
+from __future__ import annotations
+
+from harness.records import Example, Message, Prompt
+from harness.suites import Task
+
+DEFAULT_SYSTEM = "You are a precise legal assistant. Reply with the answer only, no explanation."
+
+
+def user_text(task: Task, example: Example) -> str:
+    """The user turn for one example: the task's instruction, then the example."""
+    if task.kind == "classification":
+        body = f"Text: {example.input}\nLabels: {', '.join(task.labels)}"
+    elif task.kind == "multiple-choice":
+        body = f"{example.input}\nOptions: {'; '.join(example.choices)}"
+    else:
+        body = example.input
+    return f"{task.instruction}\n\n{body}" if task.instruction else body
+
+
+def answer_text(example: Example) -> str:
+    """The assistant turn a perfect model would write (used for shots and for training)."""
+    return example.target
+
+
+def zero_shot_prompt(task: Task, example: Example, system: str) -> Prompt:
+    msgs = [Message("system", system)] if system else []
+    return Prompt((*msgs, Message("user", user_text(task, example))))
+
+
+def shots_prompt(task: Task, example: Example, shots: list[Example], system: str) -> Prompt:
+    """A multi-turn chat: each shot as a user turn and its answer, then the example."""
+    msgs = [Message("system", system)] if system else []
+    for s in shots:
+        msgs += [Message("user", user_text(task, s)), Message("assistant", answer_text(s))]
+    return Prompt((*msgs, Message("user", user_text(task, example))))

@@ -1,0 +1,143 @@
+"""Reports: report.json, report.md and report.html, rendered from cell records alone.
+
+`write_run` saves the run's records and renders; `render_run` re-renders an existing run folder
+without touching any model. Suite text and model outputs are untrusted: the HTML template
+autoescapes everything, and markdown cells go through `md_cell`.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.cache import atomic_write_text
+from harness.errors import HarnessError
+from harness.provenance import now
+from harness.records import CellRecord, from_json, to_json
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class CellRef:
+    cell_id: str
+    strategy: str
+    seed: int
+    status: str
+    record: str
+    """Path of the record, relative to the run folder."""
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    suite: str
+    suite_hash: str
+    model: str
+    created_at: str
+    limit: int | None
+    cells: tuple[CellRef, ...]
+    schema_version: int = 1
+
+
+def md_cell(value: object) -> str:
+    """Text safe inside a markdown table cell: no HTML, no pipes, no line breaks, no link syntax."""
+    text = html.escape(str(value), quote=True)
+    for ch in "\\|*_`[]#~":
+        text = text.replace(ch, "\\" + ch)
+    return " ".join(text.split())
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _row(rec: CellRecord) -> dict[str, Any]:
+    """One summary-table row per cell."""
+    lat = rec.latency
+    return {
+        "strategy": rec.strategy,
+        "seed": rec.seed,
+        "status": rec.status,
+        "error": rec.error or "",
+        "tasks": {t.task: {"n": t.n, **t.metrics} for t in rec.tasks},
+        "p50_ms": None if lat is None else lat.p50_s * 1000,
+        "p95_ms": None if lat is None else lat.p95_s * 1000,
+        "items_per_s": None if lat is None else lat.items_per_s,
+        "prompt_tokens": None if lat is None else lat.prompt_tokens_mean,
+        "output_tokens": None if lat is None else lat.output_tokens_mean,
+        "trainable_params": rec.adapt.trainable_params,
+        "adapt_s": rec.adapt.wall_s,
+        "peak_mem_gb": max(rec.adapt.peak_mem_bytes, rec.eval_peak_mem_bytes) / 1e9,
+    }
+
+
+def _task_columns(records: list[CellRecord]) -> list[tuple[str, list[str]]]:
+    cols: dict[str, list[str]] = {}
+    for rec in records:
+        for t in rec.tasks:
+            cols.setdefault(t.task, list(t.metrics))
+    return list(cols.items())
+
+
+def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
+    prov = next((r.provenance for r in records if r.provenance), None)
+    return {
+        "report": report,
+        "rows": [_row(r) for r in records],
+        "task_columns": _task_columns(records),
+        "provenance": prov,
+        "fmt": _fmt,
+    }
+
+
+def _env(autoescape: bool) -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["md"] = md_cell
+    return env
+
+
+def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> None:
+    ctx = context(report, records)
+    atomic_write_text(run_dir / "report.md", _env(False).get_template("report.md.j2").render(**ctx))
+    atomic_write_text(run_dir / "report.html", _env(True).get_template("report.html.j2").render(**ctx))
+
+
+def write_run(run_dir: Path, run_id: str, records: list[CellRecord]) -> RunReport:
+    """Copy the records into the run folder, write report.json, render markdown and HTML."""
+    refs = []
+    for rec in records:
+        rel = f"records/{rec.strategy}-seed{rec.seed}.json"
+        atomic_write_text(run_dir / rel, to_json(rec))
+        refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
+    first = records[0]
+    report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs))
+    atomic_write_text(run_dir / "report.json", to_json(report))
+    render(report, records, run_dir)
+    return report
+
+
+def load_run(run_dir: Path) -> tuple[RunReport, list[CellRecord]]:
+    path = run_dir / "report.json"
+    if not path.is_file():
+        raise HarnessError(f"{run_dir}: not a run folder (no report.json)")
+    try:
+        report = from_json(RunReport, path.read_bytes())
+        records = [from_json(CellRecord, (run_dir / c.record).read_bytes()) for c in report.cells]
+    except (OSError, ValueError) as e:
+        raise HarnessError(f"{run_dir}: cannot read the run's records: {str(e).splitlines()[0]}") from None
+    return report, records
+
+
+def render_run(run_dir: Path) -> RunReport:
+    """Re-render report.md and report.html from the records in `run_dir`; no model runs."""
+    report, records = load_run(run_dir)
+    render(report, records, run_dir)
+    return report

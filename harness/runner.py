@@ -1,0 +1,191 @@
+"""Plan and run cells. A cell is (strategy, options, seed) on one suite and model.
+
+Each cell's id hashes everything that determines its result; a finished cell's record is reused,
+so an interrupted compare resumes where it stopped and an identical re-run costs nothing.
+A cell that raises is recorded as failed and the others still run.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.cache import atomic_write_text, stable_hash
+from harness.config import CompareConfig
+from harness.errors import HarnessError, Unsupported
+from harness.evaluation import evaluate_task
+from harness.measure import measure, summarize_latency
+from harness.models import ModelSpec, cache_root, load_runtime, pick_device
+from harness.provenance import now, provenance
+from harness.records import SCHEMA_VERSION, CellRecord, Prediction, TaskResult, from_json, to_json
+from harness.registry import Registry
+from harness.runtime import ModelRuntime
+from harness.strategy import RunContext
+from harness.suites import Suite
+
+Event = Callable[..., None]
+REUSABLE = ("ok", "skipped")
+
+
+@dataclass(frozen=True)
+class Cell:
+    strategy: str
+    options: dict[str, Any]
+    seed: int
+    cell_id: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    suite: Suite
+    model: ModelSpec
+    cells: tuple[Cell, ...]
+    limit: int | None
+    batch_size: int
+    run_id: str
+
+
+def cell_id(suite: Suite, model: ModelSpec, strategy: str, options: dict[str, Any], seed: int,
+            limit: int | None) -> str:
+    return stable_hash({
+        "schema": SCHEMA_VERSION, "suite": suite.data_hash, "model": model.identity,
+        "strategy": strategy, "options": options, "seed": seed, "limit": limit,
+    })
+
+
+def _validated_options(registry: Registry, name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    cls = registry.get(name)
+    try:
+        return cls.Options.model_validate(raw).model_dump(mode="json")
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise HarnessError(f"options.{name}.{loc}: {err['msg']}") from None
+
+
+def strategy_names(cfg: CompareConfig, registry: Registry) -> list[str]:
+    """The requested strategies, or every strategy that loads when none were named."""
+    if cfg.strategies:
+        for name in cfg.strategies:
+            registry.get(name)
+        return list(dict.fromkeys(cfg.strategies))
+    return sorted(registry.load_all())
+
+
+def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry) -> Plan:
+    names = strategy_names(cfg, registry)
+    unknown = sorted(set(cfg.options) - set(registry.names()))
+    if unknown:
+        raise HarnessError(f"options given for unknown strategy {unknown[0]!r}")
+    cells = []
+    for name in names:
+        opts = _validated_options(registry, name, cfg.options.get(name, {}))
+        for seed in cfg.seeds:
+            cells.append(Cell(name, opts, seed, cell_id(suite, model, name, opts, seed, cfg.limit)))
+    run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
+    return Plan(suite, model, tuple(cells), cfg.limit, cfg.batch_size, run_id)
+
+
+class Runner:
+    """Runs a plan's cells in order, reusing finished records from `cells_dir`."""
+
+    def __init__(self, plan: Plan, registry: Registry, cells_dir: Path, on_event: Event | None = None,
+                 device: str | None = None, trust_remote_code: bool = False):
+        self.plan = plan
+        self.registry = registry
+        self.cells_dir = cells_dir
+        self.emit: Event = on_event or (lambda *a, **k: None)
+        self.device = device or pick_device()
+        self.trust_remote_code = trust_remote_code
+        self._base: ModelRuntime | None = None
+
+    def record_path(self, cell: Cell) -> Path:
+        return self.cells_dir / f"{cell.cell_id}.json"
+
+    def cached(self, cell: Cell) -> CellRecord | None:
+        path = self.record_path(cell)
+        if not path.is_file():
+            return None
+        try:
+            rec = from_json(CellRecord, path.read_bytes())
+        except ValueError:
+            return None  # unreadable: recompute (writes are atomic, so this is a foreign file)
+        return rec if rec.status in REUSABLE else None
+
+    def run(self) -> list[CellRecord]:
+        records = []
+        for cell in self.plan.cells:
+            rec = self.cached(cell)
+            if rec is not None:
+                self.emit("cell_cached", cell=cell, record=rec)
+            else:
+                self.emit("cell_start", cell=cell)
+                rec = self.run_cell(cell)
+                atomic_write_text(self.record_path(cell), to_json(rec))
+                self.emit("cell_done", cell=cell, record=rec)
+            records.append(rec)
+        return records
+
+    def load_base(self) -> ModelRuntime:
+        if self._base is None:
+            self.emit("model_loading", model=self.plan.model)
+            self._base = load_runtime(self.plan.model, self.device, self.trust_remote_code)
+            self.emit("model_loaded", model=self.plan.model)
+        return self._base
+
+    def _header(self, cell: Cell) -> dict[str, Any]:
+        p = self.plan
+        return dict(cell_id=cell.cell_id, suite=p.suite.name, suite_hash=p.suite.data_hash,
+                    strategy=cell.strategy, options=cell.options, seed=cell.seed, model=p.model.identity,
+                    limit=p.limit)
+
+    def run_cell(self, cell: Cell) -> CellRecord:
+        started = now()
+        try:
+            rec = self._evaluate_cell(cell)
+        except Unsupported as e:
+            rec = CellRecord(**self._header(cell), status="skipped", error=e.reason)
+        except Exception as e:  # isolate the cell: record it, keep going
+            work = self.cells_dir / cell.cell_id
+            work.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(work / "error.log", traceback.format_exc())
+            rec = CellRecord(**self._header(cell), status="failed", error=f"{type(e).__name__}: {e}")
+        return replace(rec, provenance=provenance(self.device, started))
+
+    def _evaluate_cell(self, cell: Cell) -> CellRecord:
+        cls = self.registry.get(cell.strategy)
+        strategy = cls(cls.Options.model_validate(cell.options))
+        ctx = RunContext(cell.seed, self.device, self.cells_dir / cell.cell_id, cache_root(), self.plan.model,
+                         self.load_base)
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        self.load_base()  # shared by cells: loading it is not part of any strategy's cost
+        with measure(self.device) as m:
+            adapted = strategy.adapt(ctx, self.plan.suite)
+        adapt = replace(adapted.report, wall_s=m.wall_s, peak_mem_bytes=m.peak_mem_bytes)
+        preds: list[Prediction] = []
+        results: list[TaskResult] = []
+        with measure(self.device) as ev:
+            for task in self.plan.suite.tasks:
+                examples = task.test[: self.plan.limit]
+                self.emit("task_start", cell=cell, task=task.name, n=len(examples))
+                prompts = strategy.prompts(ctx, task, examples)
+                p, r = evaluate_task(adapted.runtime, task, examples, prompts, self.plan.batch_size)
+                preds += p
+                results.append(r)
+                self.emit("task_done", cell=cell, task=task.name, n=len(examples))
+        queries = [p for p, t in zip(preds, self._kinds(preds), strict=True) if t != "language-modeling"]
+        return CellRecord(
+            **self._header(cell), status="ok", tasks=tuple(results), predictions=tuple(preds), adapt=adapt,
+            latency=summarize_latency(queries, ev.wall_s, self.plan.batch_size), eval_wall_s=ev.wall_s,
+            eval_peak_mem_bytes=ev.peak_mem_bytes,
+        )
+
+    def _kinds(self, preds: list[Prediction]) -> list[str]:
+        kinds = {t.name: t.kind for t in self.plan.suite.tasks}
+        return [kinds[p.task] for p in preds]

@@ -1,0 +1,171 @@
+"""ModelRuntime: the one inference path every strategy is evaluated through.
+
+Two batched operations, as in lm-evaluation-harness: greedy `generate` and `loglikelihood` of
+continuations after a context (the context's keys and values are computed once and shared by all
+its continuations). Differences in latency between strategies therefore come from the strategy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.records import Prompt
+
+if TYPE_CHECKING:
+    from harness.models import ModelSpec
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_s: float
+    """Wall time of the batch that produced this text."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    logprobs: tuple[float, ...]
+    """Sum of log-probabilities of each continuation's tokens."""
+    prompt_tokens: int
+    latency_s: float
+
+
+def _plain_render(prompt: Prompt) -> str:
+    """Prompt text for a tokenizer without a chat template (base models)."""
+    parts = []
+    for m in prompt.messages:
+        if m.role == "system":
+            parts.append(m.content)
+        elif m.role == "user":
+            parts.append(f"Question: {m.content}")
+        else:
+            parts.append(f"Answer: {m.content}")
+    return "\n\n".join(parts) + "\n\nAnswer:"
+
+
+class ModelRuntime:
+    """A causal LM and its tokenizer on one device, with batched generate and loglikelihood."""
+
+    def __init__(self, model: Any, tokenizer: Any, spec: ModelSpec | None = None, device: str = "cpu"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.device = device
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.chat = bool(getattr(tokenizer, "chat_template", None))
+
+    # ------------------------------------------------------------ text and tokens
+    def render(self, prompt: Prompt) -> str:
+        """The exact text fed to the model: the chat template when the tokenizer has one."""
+        if not self.chat:
+            return _plain_render(prompt)
+        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return str(text)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"])
+
+    def answer_prefix(self) -> str:
+        """Text put between a rendered prompt and a scored continuation."""
+        return "" if self.chat else " "
+
+    def _stop_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        for tok in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+            tid = self.tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
+                ids.add(tid)
+        return sorted(i for i in ids if i is not None)
+
+    # ------------------------------------------------------------ generation
+    def generate(self, texts: Sequence[str], max_new_tokens: int, batch_size: int = 8) -> list[Generation]:
+        """Greedy continuations of `texts`, batched by similar length with left padding."""
+        encoded = [self.encode(t) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
+        out: list[Generation | None] = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i, g in zip(idx, self._generate_batch([encoded[i] for i in idx], max_new_tokens), strict=True):
+                out[i] = g
+        return [g for g in out if g is not None]
+
+    def _generate_batch(self, batch: list[list[int]], max_new_tokens: int) -> list[Generation]:
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
+        stop = self._stop_ids()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            seqs = self.model.generate(
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                eos_token_id=stop, pad_token_id=pad, top_p=None, top_k=None, temperature=None,
+            )
+        latency = time.perf_counter() - t0
+        results = []
+        for ids, row in zip(batch, seqs[:, width:].tolist(), strict=True):
+            n = next((k for k, t in enumerate(row) if t in stop), len(row))
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            results.append(Generation(text, len(ids), n, latency))
+        return results
+
+    # ------------------------------------------------------------ scoring
+    def loglikelihood(self, context: str, continuations: Sequence[str]) -> Scored:
+        """log P(continuation | context) for each continuation; the context is run once."""
+        import torch
+
+        ctx = self.encode(context)
+        conts = [self.encode(c) for c in continuations]
+        if not ctx or any(not c for c in conts):
+            raise ValueError("context and continuations must each encode to at least one token")
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            first = self.model(input_ids=torch.tensor([ctx], device=self.device), use_cache=True)
+            head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
+            tails = self._continuation_logprobs(first.past_key_values, len(ctx), conts)
+        scores = tuple(float(head[c[0]]) + tails[i] for i, c in enumerate(conts))
+        return Scored(scores, len(ctx), time.perf_counter() - t0)
+
+    def _continuation_logprobs(self, cache: Any, ctx_len: int, conts: list[list[int]]) -> list[float]:
+        """Sum of log-probs of tokens 2..n of each continuation, all continuations in one batch."""
+        import torch
+
+        width = max(len(c) for c in conts)
+        if width == 1:
+            return [0.0] * len(conts)
+        cache.batch_repeat_interleave(len(conts))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([c + [pad] * (width - len(c)) for c in conts], device=self.device)
+        mask = torch.tensor([[1] * ctx_len + [1] * len(c) + [0] * (width - len(c)) for c in conts],
+                            device=self.device)
+        pos = torch.arange(ctx_len, ctx_len + width, device=self.device).expand(len(conts), -1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache)
+        logp = torch.log_softmax(out.logits.float(), dim=-1)
+        return [float(sum(logp[i, j - 1, c[j]] for j in range(1, len(c)))) for i, c in enumerate(conts)]
+
+    def token_nll(self, texts: Sequence[str], batch_size: int = 8) -> list[tuple[float, int]]:
+        """(summed negative log-likelihood, number of predicted tokens) for each text."""
+        import torch
+
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = [self.encode(t) for t in texts[start : start + batch_size]]
+            width = max(len(b) for b in batch)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=self.device)
+            mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for row, b in zip(logp, batch, strict=True):
+                out.append((float(-row[: len(b) - 1].sum()), len(b) - 1))
+        return out
