@@ -16,7 +16,7 @@ class SuiteError(HarnessError):
         super().__init__(problems[0] + more)
 
 
-class Unsupported(Exception):  # noqa: N818 - the name reads as the verdict in records
+class Unsupported(Exception):
     """Raised by a strategy that cannot run here (no CUDA, model too large...). The cell is skipped."""
 
     def __init__(self, reason: str):

@@ -157,5 +157,6 @@ def load_runtime(spec: ModelSpec, device: str | None = None, trust_remote_code: 
         model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, trust_remote_code=trust_remote_code)
     except OSError as e:
         raise HarnessError(f"cannot load model {spec.ref!r}: {str(e).splitlines()[0]}") from None
-    model.to(device).eval()
+    model.to(device)  # type: ignore[arg-type]  # transformers' stub types `to` as a decorator
+    model.eval()
     return ModelRuntime(model, tokenizer, spec=spec, device=device)

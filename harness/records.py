@@ -7,7 +7,6 @@ and back (validating on the way in), so the schema lives in one place: the field
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Literal, TypeVar
 
 SCHEMA_VERSION = 1
@@ -150,18 +149,23 @@ class CellRecord:
     schema_version: int = SCHEMA_VERSION
 
 
-@cache
-def _adapter(cls: type) -> Any:
-    from pydantic import TypeAdapter
+_ADAPTERS: dict[type, Any] = {}
 
-    return TypeAdapter(cls)
+
+def _adapter(cls: type) -> Any:
+    if cls not in _ADAPTERS:
+        from pydantic import TypeAdapter
+
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
 
 
 def to_json(record: Any) -> str:
-    """Serialize a record (or a list of them) to indented JSON."""
-    return _adapter(type(record)).dump_json(record, indent=1).decode()
+    """Serialize a record to indented JSON."""
+    return str(_adapter(type(record)).dump_json(record, indent=1).decode())
 
 
 def from_json(cls: type[T], text: str | bytes) -> T:
     """Parse and validate JSON into a record of type `cls`."""
-    return _adapter(cls).validate_json(text)  # type: ignore[no-any-return]
+    result: T = _adapter(cls).validate_json(text)
+    return result

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.strategy import Strategy
@@ -64,11 +66,12 @@ class Registry:
         names = []
         for obj in vars(module).values():
             if isinstance(obj, type) and _looks_like_strategy(obj) and obj.__module__ == module.__name__:
-                self.add(Entry(obj.name, f"{path}:{obj.__name__}", str(path)))
-                self._loaded[obj.name] = obj
-                names.append(obj.name)
+                cls: Any = obj
+                self.add(Entry(cls.name, f"{path}:{cls.__name__}", str(path)))
+                self._loaded[cls.name] = cls
+                names.append(cls.name)
         if not names:
-            raise HarnessError(f"{path}: defines no strategy class (needs name, family, Options, adapt, prompts)")
+            raise HarnessError(f"{path}: defines no strategy class (name, family, Options, adapt, prompts)")
         return names
 
     def names(self) -> list[str]:
@@ -106,10 +109,11 @@ def _looks_like_strategy(obj: type) -> bool:
 def _load_target(target: str) -> type[Strategy]:
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, attr)  # type: ignore[no-any-return]
+    cls: type[Strategy] = getattr(module, attr)
+    return cls
 
 
-def _import_file(path: Path) -> object:
+def _import_file(path: Path) -> ModuleType:
     name = f"harness_plugin_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

@@ -40,7 +40,7 @@ class ProgressView:
             style = {"ok": "green", "skipped": "yellow"}.get(rec.status, "red")
             extra = f": {rec.error}" if rec.error else ""
             self.progress.console.print(f"[{style}]{rec.status}[/] {label}{extra}", soft_wrap=True)
-        elif event == "cell_cached":
+        elif event == "cell_cached" and cell is not None:
             self.progress.console.print(f"[cyan]reused[/] {label} ({cell.cell_id})")
 
 

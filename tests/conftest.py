@@ -1,0 +1,81 @@
+"""Shared fixtures: a tiny Llama built from a config (with a BPE tokenizer trained on the spot and
+a ChatML template), and the ten-item `mini` suite. No network, seconds to build."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).parent.parent
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "The Buyer shall pay all invoices within thirty days of receipt.",
+    "Either party may terminate this agreement on ninety days notice.",
+    "What is the capital of France? Paris. Answer with a short phrase.",
+    "Classify the text. Labels: payment, termination, confidentiality.",
+] * 20
+
+
+def build_tiny_model(folder: Path, seed: int = 0) -> Path:
+    """Write a 2-layer Llama (about 100k parameters) and its tokenizer to `folder`."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token="<|im_start|>", unk_token="<|endoftext|>")
+    fast.chat_template = CHATML
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+                         bos_token_id=fast.bos_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_runtime(tiny_model_dir: Path):
+    from harness.models import load_runtime, resolve_model
+
+    return load_runtime(resolve_model(str(tiny_model_dir)), device="cpu")
+
+
+@pytest.fixture()
+def mini_suite_dir() -> Path:
+    return FIXTURES / "mini"
+
+
+@pytest.fixture()
+def mini_suite(mini_suite_dir: Path):
+    from harness.suites import load_suite_dir
+
+    return load_suite_dir(mini_suite_dir)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the user's converted-model cache (expensive to rebuild) but nothing else global."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

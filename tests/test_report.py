@@ -1,0 +1,49 @@
+from dataclasses import replace
+from pathlib import Path
+
+from harness.records import AdaptReport, CellRecord, LatencySummary, Prediction, TaskResult
+from harness.report import load_run, md_cell, render_run, write_run
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"> | [x](javascript:alert(3)) **b**'
+
+
+def record(strategy: str, status: str = "ok", error: str | None = None) -> CellRecord:
+    pred = Prediction("q1", "qa", HOSTILE, "740 marks", {"exact_match": 0.0, "f1": 0.0}, 0.5, 40, 6)
+    return CellRecord(
+        cell_id=f"id-{strategy}", suite=HOSTILE, suite_hash="0" * 64, strategy=strategy, options={}, seed=0,
+        model="tiny", limit=None, status=status, error=error,
+        tasks=(TaskResult(HOSTILE, "short-answer", 1, {"exact_match": 0.0, "f1": 0.25}),),
+        predictions=(pred,), adapt=AdaptReport(total_params=10),
+        latency=LatencySummary(0.5, 0.9, 0.6, 2.0, 40.0, 6.0, 8),
+    )
+
+
+def test_md_cell_neutralizes_html_pipes_and_links():
+    out = md_cell(HOSTILE)
+    assert "<" not in out and ">" not in out and "|" not in out.replace("\\|", "")
+    assert "\\[x\\]" in out and "\\*\\*b\\*\\*" in out
+    assert md_cell("a\nb") == "a b"
+
+
+def test_hostile_suite_and_outputs_render_inert(tmp_path: Path):
+    recs = [record("zero-shot"), replace(record("boom", "failed", HOSTILE), tasks=(), latency=None)]
+    write_run(tmp_path, "run-1", recs)
+    html = (tmp_path / "report.html").read_text()
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Content-Security-Policy" in html
+    md = (tmp_path / "report.md").read_text()
+    assert "<script>" not in md and "<img" not in md and "[x](javascript" not in md
+
+
+def test_report_rerenders_from_records_alone(tmp_path: Path):
+    write_run(tmp_path, "run-1", [record("zero-shot"), record("few-shot")])
+    before = (tmp_path / "report.md").read_text()
+    (tmp_path / "report.md").unlink()
+    (tmp_path / "report.html").unlink()
+    render_run(tmp_path)
+    assert (tmp_path / "report.md").read_text() == before
+    report, records = load_run(tmp_path)
+    assert [c.strategy for c in report.cells] == ["zero-shot", "few-shot"]
+    assert records[0].tasks[0].metrics["f1"] == 0.25
+    assert "| zero-shot | 0 | ok | 0.000 | 0.250 | 1 |" in before

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from harness.records import Message, Prompt
+
+
+def brute_logprob(rt, context: str, continuation: str) -> float:
+    ctx, cont = rt.encode(context), rt.encode(continuation)
+    ids = torch.tensor([ctx + cont])
+    with torch.no_grad():
+        logp = torch.log_softmax(rt.model(input_ids=ids).logits[0].float(), -1)
+    return sum(float(logp[len(ctx) - 1 + j, cont[j]]) for j in range(len(cont)))
+
+
+def test_shared_prefix_loglikelihood_equals_full_forward(tiny_runtime):
+    context = tiny_runtime.render(Prompt((Message("user", "Classify the text: pay all invoices."),)))
+    choices = ["payment", "termination", "confidentiality", "x"]
+    scored = tiny_runtime.loglikelihood(context, choices)
+    for choice, lp in zip(choices, scored.logprobs, strict=True):
+        assert lp == pytest.approx(brute_logprob(tiny_runtime, context, choice), abs=1e-4)
+    assert scored.prompt_tokens == len(tiny_runtime.encode(context))
+
+
+def test_batched_generation_equals_one_at_a_time(tiny_runtime):
+    texts = [tiny_runtime.render(Prompt((Message("user", q),))) for q in
+             ["What is the capital of France?", "Pay", "Either party may terminate this agreement on ninety"]]
+    batched = tiny_runtime.generate(texts, max_new_tokens=6, batch_size=3)
+    single = [tiny_runtime.generate([t], max_new_tokens=6, batch_size=1)[0] for t in texts]
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert [g.prompt_tokens for g in batched] == [len(tiny_runtime.encode(t)) for t in texts]
+    assert all(0 <= g.output_tokens <= 6 for g in batched)
+
+
+def test_token_nll_matches_brute_force(tiny_runtime):
+    texts = ["The Buyer shall pay.", "Either party may terminate this agreement on ninety days notice."]
+    for text, (nll, n) in zip(texts, tiny_runtime.token_nll(texts), strict=True):
+        ids = tiny_runtime.encode(text)
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_runtime.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+        expected = -sum(float(logp[j - 1, ids[j]]) for j in range(1, len(ids)))
+        assert n == len(ids) - 1
+        assert nll == pytest.approx(expected, abs=1e-3)
+
+
+def test_render_uses_the_chat_template(tiny_runtime):
+    text = tiny_runtime.render(Prompt((Message("system", "S"), Message("user", "Q"))))
+    assert text == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_plain_render_without_chat_template():
+    from harness.runtime import _plain_render
+
+    prompt = Prompt((Message("system", "S"), Message("user", "Q1"), Message("assistant", "A1"),
+                     Message("user", "Q2")))
+    assert _plain_render(prompt) == "S\n\nQuestion: Q1\n\nAnswer: A1\n\nQuestion: Q2\n\nAnswer:"
