@@ -7,6 +7,7 @@ label and choice tasks by ranked loglikelihood of each candidate after the promp
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from harness import metrics as M
 from harness.records import Example, Prediction, Prompt, TaskResult
@@ -20,8 +21,10 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def _meta(example: Example) -> dict[str, object]:
-    return {k: example.meta[k] for k in ("coverage", "doc_id") if k in example.meta}
+def _meta(example: Example, prompt: Prompt) -> dict[str, Any]:
+    """Example fields kept for breakdowns, plus what the strategy attached to the prompt."""
+    kept: dict[str, Any] = {k: example.meta[k] for k in ("coverage", "doc_id") if k in example.meta}
+    return {**kept, **prompt.meta}
 
 
 def _short_answer(
@@ -29,11 +32,11 @@ def _short_answer(
 ) -> list[Prediction]:
     gens = rt.generate([rt.render(p) for p in prompts], task.max_new_tokens, batch_size)
     preds = []
-    for ex, g in zip(examples, gens, strict=True):
+    for ex, p, g in zip(examples, prompts, gens, strict=True):
         answer, targets = first_line(g.text), (ex.target, *ex.aliases)
         scores = {"exact_match": M.exact_match(answer, targets), "f1": M.token_f1(answer, targets)}
         preds.append(Prediction(ex.id, task.name, answer, ex.target, scores, g.latency_s, g.prompt_tokens,
-                                g.output_tokens, meta=_meta(ex)))
+                                g.output_tokens, meta=_meta(ex, p)))
     return preds
 
 
@@ -46,7 +49,7 @@ def _ranked_choice(
         best = max(range(len(ex.choices)), key=lambda i: scored.logprobs[i])
         choice = ex.choices[best]
         preds.append(Prediction(ex.id, task.name, choice, ex.target, {"accuracy": M.accuracy(choice, ex.target)},
-                                scored.latency_s, scored.prompt_tokens, 0, scored.logprobs, _meta(ex)))
+                                scored.latency_s, scored.prompt_tokens, 0, scored.logprobs, _meta(ex, p)))
     return preds
 
 
@@ -59,8 +62,9 @@ def _language_modeling(
     nll = rt.token_nll([ex.input for ex in examples], batch_size)
     per_item = (time.perf_counter() - t0) / max(1, len(examples))
     return [
-        Prediction(ex.id, task.name, f"{s / n:.4f}", "", {"cross_entropy": s / n}, per_item, n, 0, meta=_meta(ex))
-        for ex, (s, n) in zip(examples, nll, strict=True)
+        Prediction(ex.id, task.name, f"{s / n:.4f}", "", {"cross_entropy": s / n}, per_item, n, 0,
+                   meta=_meta(ex, p))
+        for ex, p, (s, n) in zip(examples, prompts, nll, strict=True)
     ]
 
 
@@ -72,15 +76,30 @@ EVALUATORS: dict[str, Evaluator] = {
 }
 
 
+def retrieval_metrics(preds: Sequence[Prediction]) -> dict[str, float]:
+    """recall@1/@k and MRR of the gold document, over items that have both a gold doc_id and a
+    `retrieved` list from the strategy; empty when the strategy retrieves nothing."""
+    scored = [p for p in preds if "retrieved" in p.meta and "doc_id" in p.meta]
+    if not scored:
+        return {}
+    k = max(len(p.meta["retrieved"]) for p in scored)
+    return {
+        "recall@1": M.mean([M.recall_at_k(p.meta["retrieved"], p.meta["doc_id"], 1) for p in scored]),
+        f"recall@{k}": M.mean([M.recall_at_k(p.meta["retrieved"], p.meta["doc_id"], k) for p in scored]),
+        "mrr": M.mean([M.reciprocal_rank(p.meta["retrieved"], p.meta["doc_id"]) for p in scored]),
+    }
+
+
 def aggregate(task: Task, preds: Sequence[Prediction]) -> TaskResult:
-    """Task-level metrics: the mean of each per-item score, and balanced accuracy over labels."""
+    """Task-level metrics: the mean of each per-item score, balanced accuracy over labels, and
+    retrieval metrics when the strategy reported what it retrieved."""
     out: dict[str, float] = {}
     for metric in task.metrics:
         if metric == "balanced_accuracy":
             out[metric] = M.balanced_accuracy([p.output for p in preds], [p.target for p in preds])
         else:
             out[metric] = M.mean([p.scores[metric] for p in preds])
-    return TaskResult(task.name, task.kind, len(preds), out)
+    return TaskResult(task.name, task.kind, len(preds), {**out, **retrieval_metrics(preds)})
 
 
 def evaluate_task(

@@ -62,3 +62,13 @@ def balanced_accuracy(predictions: Sequence[str], targets: Sequence[str]) -> flo
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
+
+
+def recall_at_k(retrieved: Sequence[str], gold: str, k: int) -> float:
+    """1.0 when the gold id is among the first k retrieved ids (duplicates count once)."""
+    return float(gold in list(dict.fromkeys(retrieved))[:k])
+
+
+def reciprocal_rank(retrieved: Sequence[str], gold: str) -> float:
+    """1 / rank of the gold id among the distinct retrieved ids; 0 when absent."""
+    return next((1.0 / (i + 1) for i, d in enumerate(dict.fromkeys(retrieved)) if d == gold), 0.0)

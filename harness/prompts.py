@@ -38,3 +38,11 @@ def shots_prompt(task: Task, example: Example, shots: list[Example], system: str
     for s in shots:
         msgs += [Message("user", user_text(task, s)), Message("assistant", answer_text(s))]
     return Prompt((*msgs, Message("user", user_text(task, example))))
+
+
+def context_prompt(task: Task, example: Example, passages: list[tuple[str, str]], system: str) -> Prompt:
+    """The example preceded by retrieved passages, each tagged with its id so answers can cite it."""
+    msgs = [Message("system", system)] if system else []
+    context = "\n\n".join(f"[{pid}] {text}" for pid, text in passages)
+    user = f"Context passages:\n{context}\n\n{user_text(task, example)}"
+    return Prompt((*msgs, Message("user", user)))

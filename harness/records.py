@@ -52,6 +52,9 @@ class Prompt:
     """What the model sees for one example: a chat that ends with a user turn."""
 
     messages: tuple[Message, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+    """What the strategy wants kept with the prediction, e.g. `retrieved` (document ids, best
+    first) and `retrieval_s`; the harness scores retrieval from it."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,21 @@ class TaskResult:
 
 
 @dataclass(frozen=True)
+class KnowledgeUpdate:
+    """What it cost to absorb new documents after adapting: re-indexing for retrieval strategies,
+    further training for weight strategies. Same fields for both, so the report can compare them."""
+
+    n_docs: int
+    wall_s: float
+    method: str
+    """e.g. "index-add" or "continued-training"."""
+    n_items: int
+    """Test items whose gold document is one of the new documents."""
+    recall_after: float | None = None
+    """Share of those items whose gold document is retrieved after the update (retrieval only)."""
+
+
+@dataclass(frozen=True)
 class AdaptReport:
     """What adapting cost. Prompt-only strategies report zero trainable parameters."""
 
@@ -93,6 +111,9 @@ class AdaptReport:
     artifact_bytes: int = 0
     train_tokens: int = 0
     notes: str = ""
+    extras: dict[str, float] = field(default_factory=dict)
+    """Strategy-specific costs, e.g. index_build_s, index_chunks."""
+    update: KnowledgeUpdate | None = None
 
 
 @dataclass(frozen=True)

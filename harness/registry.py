@@ -81,6 +81,8 @@ class Registry:
         """The strategy class for `name`, importing its module on first use."""
         if name in self._loaded:
             return self._loaded[name]
+        if name not in self.entries and "+" in name:
+            return self._hybrid(name)
         if name not in self.entries:
             hint = difflib.get_close_matches(name, self.names(), n=1)
             extra = f"; did you mean {hint[0]!r}?" if hint else f" (registered: {', '.join(self.names())})"
@@ -88,6 +90,14 @@ class Registry:
         cls = _load_target(self.entries[name].target)
         if not _looks_like_strategy(cls) or cls.name != name:
             raise HarnessError(f"{self.entries[name].target} is not a strategy named {name!r}")
+        self._loaded[name] = cls
+        return cls
+
+    def _hybrid(self, name: str) -> type[Strategy]:
+        from harness.compose import compose
+
+        context, _, weights = name.partition("+")
+        cls = compose(self.get(context), self.get(weights))
         self._loaded[name] = cls
         return cls
 
