@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from harness_strategies.rag import Rag
 
 from harness.errors import Unsupported
 from harness.evaluation import evaluate_task
@@ -11,7 +12,6 @@ from harness.models import resolve_model
 from harness.registry import Registry
 from harness.strategy import RunContext
 from harness.suites import load_suite_dir
-from harness_strategies.rag import Rag
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 
@@ -28,7 +28,7 @@ def test_rag_retrieves_the_gold_document_and_puts_it_in_the_prompt(ctx, mini_sui
     assert adapted.report.extras["index_chunks"] >= 2 and adapted.report.artifact_bytes > 0
     task = mini_suite.task("qa")
     prompts = rag.prompts(ctx, task, task.test)
-    for ex, p in zip(task.test, prompts, strict=True):
+    for _ex, p in zip(task.test, prompts, strict=True):
         assert len(p.meta["retrieved"]) == 2 and len(p.meta["chunks"]) == 1
         assert p.meta["chunks"][0] in p.messages[-1].content
     pell = [p for ex, p in zip(task.test, prompts, strict=True) if ex.meta.get("doc_id") == "pell-harbour-code"]
