@@ -75,11 +75,39 @@ def _row(rec: CellRecord) -> dict[str, Any]:
 
 
 def _task_columns(records: list[CellRecord]) -> list[tuple[str, list[str]]]:
-    cols: dict[str, list[str]] = {}
+    """Every (task, metrics) seen in any record, in first-seen order (RAG adds recall@k and MRR)."""
+    cols: dict[str, dict[str, None]] = {}
     for rec in records:
         for t in rec.tasks:
-            cols.setdefault(t.task, list(t.metrics))
-    return list(cols.items())
+            cols.setdefault(t.task, {}).update(dict.fromkeys(t.metrics))
+    return [(task, list(metrics)) for task, metrics in cols.items()]
+
+
+def _mean_meta(rec: CellRecord, key: str) -> float | None:
+    values = [float(p.meta[key]) for p in rec.predictions if key in p.meta]
+    return sum(values) / len(values) if values else None
+
+
+def _retrieval_rows(records: list[CellRecord]) -> list[dict[str, Any]]:
+    """Retrieval costs for cells whose strategy retrieved: index, per-query time, extra prompt tokens
+    against the zero-shot cell of the same seed, and the knowledge-update figure."""
+    baseline = {r.seed: r.latency.prompt_tokens_mean for r in records if r.strategy == "zero-shot" and r.latency}
+    rows = []
+    for rec in records:
+        per_query = _mean_meta(rec, "retrieval_s")
+        if per_query is None and "index_chunks" not in rec.adapt.extras:
+            continue
+        upd = rec.adapt.update
+        extra = None
+        if rec.latency and rec.seed in baseline:
+            extra = rec.latency.prompt_tokens_mean - baseline[rec.seed]
+        rows.append({
+            "strategy": rec.strategy, "seed": rec.seed, "chunks": rec.adapt.extras.get("index_chunks"),
+            "build_s": rec.adapt.extras.get("index_build_s"), "index_mb": rec.adapt.artifact_bytes / 1e6,
+            "retrieval_ms": None if per_query is None else per_query * 1000, "extra_tokens": extra,
+            "knowledge": upd,
+        })
+    return rows
 
 
 def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
@@ -88,6 +116,7 @@ def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
         "report": report,
         "rows": [_row(r) for r in records],
         "task_columns": _task_columns(records),
+        "retrieval": _retrieval_rows(records),
         "provenance": prov,
         "fmt": _fmt,
     }
