@@ -23,6 +23,7 @@ class CompareConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="Cap on test items per task.")
     out: Path = Path("reports")
     batch_size: int = Field(8, ge=1, le=1024)
+    retention: bool = Field(True, description="Measure forgetting on the suite's retention suite.")
     trust_remote_code: bool = False
     plugins: list[Path] = Field(default_factory=list)
     options: dict[str, dict[str, Any]] = Field(

@@ -112,8 +112,10 @@ class AdaptReport:
     train_tokens: int = 0
     notes: str = ""
     extras: dict[str, float] = field(default_factory=dict)
-    """Strategy-specific costs, e.g. index_build_s, index_chunks."""
+    """Strategy-specific costs, e.g. index_build_s, index_chunks, train_steps."""
     update: KnowledgeUpdate | None = None
+    curve: tuple[dict[str, float], ...] = ()
+    """Training curve: one row per logging or evaluation step (step, train_loss or dev_loss)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,16 @@ class Provenance:
     finished_at: str
 
 
+@dataclass(frozen=True)
+class Retention:
+    """General-ability figures of the adapted model next to the untouched base model's, on the same
+    items and prompts: what adapting cost outside the domain (forgetting)."""
+
+    suite: str
+    tasks: tuple[TaskResult, ...]
+    base: tuple[TaskResult, ...]
+
+
 CellStatus = Literal["ok", "failed", "skipped"]
 
 
@@ -164,6 +176,7 @@ class CellRecord:
     predictions: tuple[Prediction, ...] = ()
     adapt: AdaptReport = field(default_factory=AdaptReport)
     latency: LatencySummary | None = None
+    retention: Retention | None = None
     eval_wall_s: float = 0.0
     eval_peak_mem_bytes: int = 0
     provenance: Provenance | None = None

@@ -23,11 +23,12 @@ from harness.evaluation import evaluate_task
 from harness.measure import measure, summarize_latency
 from harness.models import ModelSpec, cache_root, load_runtime, pick_device
 from harness.provenance import now, provenance
-from harness.records import SCHEMA_VERSION, CellRecord, Prediction, TaskResult, from_json, to_json
+from harness.records import SCHEMA_VERSION, CellRecord, Prediction, Retention, TaskResult, from_json, to_json
 from harness.registry import Registry
+from harness.retention import RetentionProbe
 from harness.runtime import ModelRuntime
 from harness.strategy import RunContext
-from harness.suites import Suite
+from harness.suites import Suite, load_suite, load_suite_dir
 
 Event = Callable[..., None]
 REUSABLE = ("ok", "skipped")
@@ -49,14 +50,28 @@ class Plan:
     limit: int | None
     batch_size: int
     run_id: str
+    retention: Suite | None = None
+
+    def items_per_cell(self) -> int:
+        suites = [self.suite] + ([self.retention] if self.retention else [])
+        return sum(len(t.test[: self.limit]) for s in suites for t in s.tasks)
 
 
 def cell_id(suite: Suite, model: ModelSpec, strategy: str, options: dict[str, Any], seed: int,
-            limit: int | None) -> str:
+            limit: int | None, retention: Suite | None = None) -> str:
     return stable_hash({
         "schema": SCHEMA_VERSION, "suite": suite.data_hash, "model": model.identity,
         "strategy": strategy, "options": options, "seed": seed, "limit": limit,
+        "retention": retention.data_hash if retention else None,
     })
+
+
+def retention_suite(cfg: CompareConfig, suite: Suite) -> Suite | None:
+    """The suite's retention suite (a sibling folder or any suite name), unless turned off."""
+    if not cfg.retention or not suite.retention:
+        return None
+    sibling = suite.root.parent / suite.retention
+    return load_suite_dir(sibling) if (sibling / "suite.toml").is_file() else load_suite(suite.retention)
 
 
 def _validated_options(registry: Registry, name: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -82,13 +97,14 @@ def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Regi
     names = strategy_names(cfg, registry)
     for name in cfg.options:
         registry.get(name)  # options for a strategy that does not exist: say which
+    retention = retention_suite(cfg, suite)
     cells = []
     for name in names:
         opts = _validated_options(registry, name, cfg.options.get(name, {}))
         for seed in cfg.seeds:
-            cells.append(Cell(name, opts, seed, cell_id(suite, model, name, opts, seed, cfg.limit)))
+            cells.append(Cell(name, opts, seed, cell_id(suite, model, name, opts, seed, cfg.limit, retention)))
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
-    return Plan(suite, model, tuple(cells), cfg.limit, cfg.batch_size, run_id)
+    return Plan(suite, model, tuple(cells), cfg.limit, cfg.batch_size, run_id, retention)
 
 
 class Runner:
@@ -103,6 +119,10 @@ class Runner:
         self.device = device or pick_device()
         self.trust_remote_code = trust_remote_code
         self._base: ModelRuntime | None = None
+        self.probe = None
+        if plan.retention is not None:
+            self.probe = RetentionProbe(plan.retention, plan.model.identity, cells_dir.parent / "retention",
+                                        plan.limit, plan.batch_size)
 
     def record_path(self, cell: Cell) -> Path:
         return self.cells_dir / f"{cell.cell_id}.json"
@@ -182,8 +202,17 @@ class Runner:
         return CellRecord(
             **self._header(cell), status="ok", tasks=tuple(results), predictions=tuple(preds), adapt=adapt,
             latency=summarize_latency(queries, ev.wall_s, self.plan.batch_size), eval_wall_s=ev.wall_s,
-            eval_peak_mem_bytes=ev.peak_mem_bytes,
+            eval_peak_mem_bytes=ev.peak_mem_bytes, retention=self._retention(cell, adapted.runtime),
         )
+
+    def _retention(self, cell: Cell, rt: ModelRuntime) -> Retention | None:
+        if self.probe is None:
+            return None
+        n = sum(len(t.test[: self.plan.limit]) for t in self.probe.suite.tasks)
+        self.emit("task_start", cell=cell, task=f"retention ({self.probe.suite.name})", n=n)
+        result = self.probe.measure(rt, self.load_base())
+        self.emit("task_done", cell=cell, task="retention", n=n)
+        return result
 
     def _kinds(self, preds: list[Prediction]) -> list[str]:
         kinds = {t.name: t.kind for t in self.plan.suite.tasks}

@@ -77,6 +77,8 @@ def compare(
     device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     trust_remote_code: bool = typer.Option(None, "--trust-remote-code",
                                            help="Allow model code from the model folder (off by default)."),
+    retention: bool = typer.Option(None, "--retention/--no-retention",
+                                   help="Measure forgetting on the suite's retention suite (default on)."),
 ) -> None:
     """Run strategies on a suite and write reports/<suite>/<run>/ with report.html, report.md and the
     JSON records of every cell.
@@ -96,7 +98,7 @@ def compare(
     cfg = load_config(config, {
         "suite": suite, "model": model, "strategies": _split(strategies), "seeds": seed or None,
         "limit": limit, "out": out, "batch_size": batch_size, "trust_remote_code": trust_remote_code,
-        "plugins": plugin or None,
+        "plugins": plugin or None, "retention": retention,
     })
     registry = Registry.discover()
     for p in cfg.plugins:
@@ -106,7 +108,7 @@ def compare(
     base = cfg.out / the_suite.name
     runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
     pending = [c for c in plan.cells if runner.cached(c) is None]
-    per_cell = sum(len(t.test[: cfg.limit]) for t in the_suite.tasks)
+    per_cell = plan.items_per_cell()
     console.print(f"[bold]{the_suite.name}[/]: {len(plan.cells)} cells ({len(plan.cells) - len(pending)} cached), "
                   f"model {plan.model.ref}, device {runner.device}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

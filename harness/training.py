@@ -1,0 +1,148 @@
+"""Supervised fine-tuning shared by every weight strategy: the suite's train split as chat
+instruction/response pairs, loss on the response tokens only, validation on the dev split,
+early stopping on dev loss and the best checkpoint kept. Uses transformers' Trainer.
+
+Weight strategies differ only in how they prepare the model (LoRA, QLoRA, DoRA, full); the data,
+the budget rules and the loop are the same for all, so comparisons are fair.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.prompts import DEFAULT_SYSTEM, answer_text, zero_shot_prompt
+from harness.records import Example
+from harness.runtime import ModelRuntime
+from harness.strategy import StrategyOptions
+from harness.suites import Suite
+
+
+class TrainOptions(StrategyOptions):
+    """Training budget and optimizer, the same fields for every weight strategy."""
+
+    learning_rate: float = Field(2e-4, gt=0, le=1.0)
+    epochs: float = Field(2.0, gt=0, le=100)
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: use epochs).")
+    batch_size: int = Field(8, ge=1, le=1024)
+    grad_accum: int = Field(1, ge=1, le=1024)
+    max_seq_len: int = Field(384, ge=16, le=32768)
+    weight_decay: float = Field(0.0, ge=0, le=1)
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    warmup_steps: int = Field(0, ge=0)
+    eval_every: int = Field(10, ge=1, description="Optimizer steps between dev evaluations.")
+    patience: int = Field(3, ge=1, description="Dev evaluations without improvement before stopping.")
+    system: str = Field(DEFAULT_SYSTEM, description="System prompt of the training conversations.")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    curve: tuple[dict[str, float], ...]
+    """One row per logging/eval step: step, and train_loss or dev_loss."""
+    train_tokens: int
+    best_dev_loss: float | None
+    steps: int
+    stopped_early: bool
+
+
+def sft_pairs(rt: ModelRuntime, suite: Suite, split: Literal["train", "dev"], system: str) -> list[tuple[str, str]]:
+    """(prompt text, response text) for every example of `split`, rendered as evaluation renders it."""
+    out = []
+    for task in suite.tasks:
+        if task.kind == "language-modeling":
+            continue
+        examples: Sequence[Example] = task.train if split == "train" else task.dev
+        for ex in examples:
+            out.append((rt.render(zero_shot_prompt(task, ex, system)), answer_text(ex)))
+    return out
+
+
+def tokenize_pairs(rt: ModelRuntime, pairs: list[tuple[str, str]], max_len: int) -> list[dict[str, list[int]]]:
+    """input_ids and labels (-100 on the prompt) for each pair; the response ends with end-of-turn."""
+    eos = rt.tokenizer.eos_token or ""
+    rows = []
+    for prompt, response in pairs:
+        p, r = rt.encode(prompt), rt.encode(response + eos)
+        ids = (p + r)[-max_len:]
+        labels = ([-100] * len(p) + r)[-max_len:]
+        rows.append({"input_ids": ids, "labels": labels})
+    return rows
+
+
+class PadCollator:
+    """Right-pads a batch (no position-id trouble for any peft method); pads are masked and ignored."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = [r["input_ids"] + [self.pad_id] * (width - len(r["input_ids"])) for r in rows]
+        labels = [r["labels"] + [-100] * (width - len(r["labels"])) for r in rows]
+        mask = [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows]
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+
+def _curve(log_history: list[dict[str, Any]]) -> tuple[dict[str, float], ...]:
+    rows = []
+    for h in log_history:
+        if "loss" in h:
+            rows.append({"step": float(h["step"]), "train_loss": float(h["loss"])})
+        elif "eval_loss" in h:
+            rows.append({"step": float(h["step"]), "dev_loss": float(h["eval_loss"])})
+    return tuple(rows)
+
+
+def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool) -> Any:
+    from transformers import TrainingArguments
+
+    eval_kw: dict[str, Any] = {}
+    if has_dev:
+        eval_kw = dict(eval_strategy="steps", eval_steps=o.eval_every, save_strategy="steps", save_steps=o.eval_every,
+                       load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+                       save_total_limit=1, save_only_model=True)
+    return TrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
+        gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, num_train_epochs=o.epochs,
+        max_steps=o.max_steps, weight_decay=o.weight_decay, lr_scheduler_type=o.scheduler,
+        warmup_steps=o.warmup_steps, logging_steps=max(1, o.eval_every // 2), seed=seed, data_seed=seed,
+        report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
+        bf16=device.startswith("cuda"), dataloader_num_workers=0, gradient_checkpointing=False,
+        **(eval_kw or {"save_strategy": "no"}),
+    )
+
+
+def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: Path, seed: int,
+              device: str) -> TrainResult:
+    """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss."""
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback, Trainer
+
+    train = tokenize_pairs(rt, sft_pairs(rt, suite, "train", o.system), o.max_seq_len)
+    dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", o.system), o.max_seq_len)
+    if not train:
+        from harness.errors import Unsupported
+
+        raise Unsupported(f"suite {suite.name!r} has no train examples to fine-tune on")
+    callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=o.patience)] if dev else []
+    trainer = Trainer(
+        model=model, args=train_args(o, out, seed, device, bool(dev)),
+        data_collator=PadCollator(rt.tokenizer.pad_token_id), train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,
+    )
+    t0 = time.perf_counter()
+    state = trainer.train().global_step
+    tokens = sum(len(r["input_ids"]) for r in train) * max(1, round(o.epochs))
+    curve = _curve(trainer.state.log_history)
+    best = trainer.state.best_metric
+    planned = trainer.state.max_steps
+    (out / "curve.json").write_text(json.dumps({"curve": curve, "wall_s": time.perf_counter() - t0}))
+    return TrainResult(curve, tokens, best, state, stopped_early=state < planned)

@@ -1,0 +1,141 @@
+"""Weight strategies: LoRA, DoRA, QLoRA and full fine-tuning. Same data, same training loop
+(harness.training.sft_train), same evaluation; they differ only in how the model is prepared."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from harness.errors import Unsupported
+from harness.models import local_weights
+from harness.prompts import zero_shot_prompt
+from harness.records import AdaptReport, Example, Prompt
+from harness.runtime import ModelRuntime
+from harness.strategy import Adapted, RunContext, count_params
+from harness.suites import Suite, Task
+from harness.training import TrainOptions, TrainResult, sft_train
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+class _Trained:
+    """Shared adapt/prompts of weight strategies; subclasses say how to build the trainable model."""
+
+    family: ClassVar[str] = "weights"
+    options: Any
+
+    def __init__(self, options: Any):
+        self.options = options
+
+    def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
+        raise NotImplementedError
+
+    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        base = run.load_base()
+        model = self.trainable_model(run, base)
+        rt = ModelRuntime(model, base.tokenizer, base.spec, base.device)
+        model.train()
+        result = sft_train(model, rt, suite, self.options, run.work_dir / "train", run.seed, run.device)
+        model.eval()
+        artifact = run.work_dir / "artifact"
+        model.save_pretrained(artifact)
+        return Adapted(rt, self._report(model, result, folder_bytes(artifact)))
+
+    def _report(self, model: Any, result: TrainResult, artifact_bytes: int) -> AdaptReport:
+        trainable, total = count_params(model)
+        extras = {"train_steps": float(result.steps), "stopped_early": float(result.stopped_early)}
+        if result.best_dev_loss is not None:
+            extras["best_dev_loss"] = result.best_dev_loss
+        return AdaptReport(trainable_params=trainable, total_params=total, artifact_bytes=artifact_bytes,
+                           train_tokens=result.train_tokens, extras=extras, curve=result.curve)
+
+    def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        """The prompt it was trained on: zero-shot, with the training system prompt."""
+        return [zero_shot_prompt(task, ex, self.options.system) for ex in examples]
+
+
+class LoraOptions(TrainOptions):
+    r: int = Field(8, ge=1, le=1024, description="Adapter rank.")
+    alpha: int = Field(16, ge=1, description="Scaling numerator (alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(["q_proj", "v_proj"], min_length=1)
+
+
+def _lora_config(o: LoraOptions, use_dora: bool = False) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=o.r, lora_alpha=o.alpha, lora_dropout=o.dropout, target_modules=list(o.target_modules),
+                      task_type="CAUSAL_LM", use_dora=use_dora)
+
+
+class Lora(_Trained):
+    """Low-rank adapters on a copy of the base model; the base weights stay frozen."""
+
+    name: ClassVar[str] = "lora"
+    description: ClassVar[str] = "LoRA adapters (peft) trained on the train split; base frozen."
+    Options: ClassVar[type[LoraOptions]] = LoraOptions
+    use_dora: ClassVar[bool] = False
+
+    def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
+        from peft import get_peft_model
+
+        return get_peft_model(copy.deepcopy(base.model), _lora_config(self.options, self.use_dora))
+
+
+class Dora(Lora):
+    """Weight-decomposed LoRA: magnitude and direction trained separately."""
+
+    name: ClassVar[str] = "dora"
+    description: ClassVar[str] = "DoRA (peft use_dora): LoRA with a learned magnitude vector."
+    use_dora: ClassVar[bool] = True
+
+
+class Qlora(Lora):
+    """LoRA on a 4-bit NF4 base (bitsandbytes, double quantization); paged optimizer on CUDA."""
+
+    name: ClassVar[str] = "qlora"
+    description: ClassVar[str] = "LoRA on a 4-bit NF4 quantized base (bitsandbytes)."
+
+    def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
+        import torch
+        from peft import get_peft_model, prepare_model_for_kbit_training
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+        try:
+            import bitsandbytes  # noqa: F401
+        except Exception as e:
+            raise Unsupported(f"QLoRA needs bitsandbytes, which failed to import here: {e}") from None
+        compute = torch.bfloat16 if run.device.startswith("cuda") else torch.float32
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=compute)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(local_weights(run.model), quantization_config=quant,
+                                                         dtype=compute, device_map={"": run.device})
+        except (RuntimeError, ValueError, ImportError) as e:
+            raise Unsupported(f"4-bit loading is not supported on {run.device} here: {e}") from None
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return get_peft_model(model, _lora_config(self.options))
+
+
+class FullOptions(TrainOptions):
+    learning_rate: float = Field(2e-5, gt=0, le=1.0)
+
+
+class FullFinetune(_Trained):
+    """Every weight of a copy of the base model is trained."""
+
+    name: ClassVar[str] = "full-ft"
+    description: ClassVar[str] = "Full fine-tuning of every weight (a copy; the base stays untouched)."
+    Options: ClassVar[type[FullOptions]] = FullOptions
+
+    def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
+        model = copy.deepcopy(base.model)
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
