@@ -47,3 +47,15 @@ def test_report_rerenders_from_records_alone(tmp_path: Path):
     assert [c.strategy for c in report.cells] == ["zero-shot", "few-shot"]
     assert records[0].tasks[0].metrics["f1"] == 0.25
     assert "| zero-shot | 0 | ok | 0.000 | 0.250 | 1 |" in before
+
+
+def test_forgetting_is_shown_against_the_base_model(tmp_path: Path):
+    from harness.records import Retention
+
+    ret = Retention("general", (TaskResult("mc", "multiple-choice", 10, {"accuracy": 0.5}),),
+                    (TaskResult("mc", "multiple-choice", 10, {"accuracy": 0.6}),))
+    write_run(tmp_path, "run-1", [replace(record("lora"), retention=ret)])
+    md = (tmp_path / "report.md").read_text()
+    assert "## Forgetting on the retention suite (general)" in md
+    assert "| lora | 0 | 0.500 | -0.100 |" in md
+    assert "-0.100" in (tmp_path / "report.html").read_text()

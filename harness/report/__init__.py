@@ -54,10 +54,23 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _retention(rec: CellRecord) -> dict[str, tuple[float, float]]:
+    """'task metric' -> (adapted value, base value) on the retention suite."""
+    if rec.retention is None:
+        return {}
+    base = {(t.task, m): v for t in rec.retention.base for m, v in t.metrics.items()}
+    return {f"{t.task} {m}": (v, base[(t.task, m)]) for t in rec.retention.tasks for m, v in t.metrics.items()}
+
+
+def _retention_columns(records: list[CellRecord]) -> list[str]:
+    return list(dict.fromkeys(k for r in records for k in _retention(r)))
+
+
 def _row(rec: CellRecord) -> dict[str, Any]:
     """One summary-table row per cell."""
     lat = rec.latency
     return {
+        "retention": _retention(rec),
         "strategy": rec.strategy,
         "seed": rec.seed,
         "status": rec.status,
@@ -116,6 +129,8 @@ def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
         "report": report,
         "rows": [_row(r) for r in records],
         "task_columns": _task_columns(records),
+        "retention_columns": _retention_columns(records),
+        "retention_suite": next((r.retention.suite for r in records if r.retention), None),
         "retrieval": _retrieval_rows(records),
         "provenance": prov,
         "fmt": _fmt,

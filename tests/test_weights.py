@@ -1,0 +1,90 @@
+"""Weight strategies on the tiny model: training changes the trained weights and never the base,
+artifacts reload to the same model, early stopping keeps the best checkpoint."""
+
+import pytest
+import torch
+
+from harness.models import resolve_model
+from harness.registry import Registry
+from harness.strategy import RunContext
+from harness.training import PadCollator, sft_pairs, tokenize_pairs
+
+REGISTRY = Registry.discover()
+WEIGHTS = [n for n in REGISTRY.names() if REGISTRY.get(n).family == "weights"]
+
+
+def ctx(tmp_path, rt, model_dir, name="cell"):
+    return RunContext(0, "cpu", tmp_path / name, tmp_path / "cache", resolve_model(str(model_dir)), lambda: rt)
+
+
+def test_all_four_weight_strategies_are_registered():
+    assert {"lora", "qlora", "dora", "full-ft"} <= set(WEIGHTS)
+
+
+@pytest.mark.parametrize("name", WEIGHTS)
+def test_training_changes_trained_weights_and_never_the_base(name, tmp_path, mini_suite, tiny_runtime,
+                                                             tiny_model_dir):
+    cls = REGISTRY.get(name)
+    before = {k: v.clone() for k, v in tiny_runtime.model.state_dict().items()}
+    opts = cls.Options(max_steps=4, eval_every=2, batch_size=2, learning_rate=5e-3)
+    adapted = cls(opts).adapt(ctx(tmp_path, tiny_runtime, tiny_model_dir), mini_suite)
+    assert all(torch.equal(before[k], v) for k, v in tiny_runtime.model.state_dict().items())  # base untouched
+    model = adapted.runtime.model
+    trained = {k: v for k, v in model.named_parameters() if v.requires_grad}
+    assert trained and adapted.report.trainable_params == sum(v.numel() for v in trained.values())
+    changed = [k for k, v in trained.items() if "lora_A" not in k and not _equal_to_base(k, v, before)]
+    assert changed, "no trained weight moved"
+    assert adapted.report.extras["train_steps"] == 4
+    assert [r for r in adapted.report.curve if "dev_loss" in r] and adapted.report.train_tokens > 0
+    assert adapted.report.artifact_bytes > 0
+
+
+def _equal_to_base(key, value, base):
+    """Compare a trained tensor with the base tensor of the same name; new tensors (adapters) start
+    from their own init, so for them 'changed' means not all zeros (lora_B starts at zero)."""
+    plain = key.replace("base_model.model.", "").replace(".base_layer", "")
+    if plain in base and base[plain].shape == value.shape:
+        return torch.equal(base[plain], value.detach())
+    return bool(torch.all(value.detach() == 0)) if "lora_B" in key else False
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("name", ["lora", "full-ft"])
+def test_artifact_reloads_to_the_same_model(name, tmp_path, mini_suite, tiny_runtime, tiny_model_dir):
+    import copy
+
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    cls = REGISTRY.get(name)
+    run = ctx(tmp_path, tiny_runtime, tiny_model_dir)
+    adapted = cls(cls.Options(max_steps=3, eval_every=3, batch_size=2, learning_rate=5e-3)).adapt(run, mini_suite)
+    artifact = run.work_dir / "artifact"
+    if name == "lora":
+        assert (artifact / "adapter_model.safetensors").is_file()
+        reloaded = PeftModel.from_pretrained(copy.deepcopy(tiny_runtime.model), artifact).eval()
+    else:
+        assert (artifact / "model.safetensors").is_file()
+        reloaded = AutoModelForCausalLM.from_pretrained(artifact).eval()
+    ids = torch.tensor([tiny_runtime.encode("The Buyer shall pay all invoices.")])
+    assert torch.allclose(_logits(adapted.runtime.model, ids), _logits(reloaded, ids), atol=1e-5)
+
+
+def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path, mini_suite, tiny_runtime, tiny_model_dir):
+    cls = REGISTRY.get("full-ft")
+    # a learning rate far too high: dev loss gets worse after the first evaluations
+    opts = cls.Options(max_steps=40, eval_every=1, patience=2, batch_size=2, learning_rate=0.3)
+    adapted = cls(opts).adapt(ctx(tmp_path, tiny_runtime, tiny_model_dir), mini_suite)
+    dev_losses = [r["dev_loss"] for r in adapted.report.curve if "dev_loss" in r]
+    assert adapted.report.extras["stopped_early"] == 1.0 and adapted.report.extras["train_steps"] < 40
+    assert adapted.report.extras["best_dev_loss"] == pytest.approx(min(dev_losses))
+    # the model kept is the best one: its dev loss, computed here, equals the best logged
+    rows = tokenize_pairs(adapted.runtime, sft_pairs(adapted.runtime, mini_suite, "dev", opts.system), 384)
+    batch = PadCollator(tiny_runtime.tokenizer.pad_token_id)(rows)
+    with torch.no_grad():
+        loss = adapted.runtime.model(**batch).loss.item()
+    assert loss == pytest.approx(min(dev_losses), rel=1e-4)
