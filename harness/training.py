@@ -38,6 +38,7 @@ class TrainOptions(StrategyOptions):
     warmup_steps: int = Field(0, ge=0)
     eval_every: int = Field(10, ge=1, description="Optimizer steps between dev evaluations.")
     patience: int = Field(3, ge=1, description="Dev evaluations without improvement before stopping.")
+    update_docs: int = Field(0, ge=0, description="Hold out train items of N documents; time learning them after.")
     system: str = Field(DEFAULT_SYSTEM, description="System prompt of the training conversations.")
 
 
@@ -101,10 +102,11 @@ def _curve(log_history: list[dict[str, Any]]) -> tuple[dict[str, float], ...]:
     return tuple(rows)
 
 
-def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool) -> Any:
+def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool, optim: str | None = None) -> Any:
     from transformers import TrainingArguments
 
-    eval_kw: dict[str, Any] = {}
+    extra: dict[str, Any] = {"optim": optim} if optim else {}
+    eval_kw: dict[str, Any] = {"save_strategy": "no"}
     if has_dev:
         eval_kw = dict(eval_strategy="steps", eval_steps=o.eval_every, save_strategy="steps", save_steps=o.eval_every,
                        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
@@ -115,13 +117,12 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
         max_steps=o.max_steps, weight_decay=o.weight_decay, lr_scheduler_type=o.scheduler,
         warmup_steps=o.warmup_steps, logging_steps=max(1, o.eval_every // 2), seed=seed, data_seed=seed,
         report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
-        bf16=device.startswith("cuda"), dataloader_num_workers=0,
-        **(eval_kw or {"save_strategy": "no"}),
+        bf16=device.startswith("cuda"), dataloader_num_workers=0, **eval_kw, **extra,
     )
 
 
 def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: Path, seed: int,
-              device: str) -> TrainResult:
+              device: str, optim: str | None = None) -> TrainResult:
     """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss."""
     from datasets import Dataset
     from transformers import EarlyStoppingCallback, Trainer
@@ -134,7 +135,7 @@ def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: 
         raise Unsupported(f"suite {suite.name!r} has no train examples to fine-tune on")
     callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=o.patience)] if dev else []
     trainer = Trainer(
-        model=model, args=train_args(o, out, seed, device, bool(dev)),
+        model=model, args=train_args(o, out, seed, device, bool(dev), optim),
         data_collator=PadCollator(rt.tokenizer.pad_token_id), train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,
     )
@@ -146,3 +147,16 @@ def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: 
     planned = trainer.state.max_steps
     (out / "curve.json").write_text(json.dumps({"curve": curve, "wall_s": time.perf_counter() - t0}))
     return TrainResult(curve, tokens, best, state, stopped_early=state < planned)
+
+
+def split_by_documents(suite: Suite, doc_ids: set[str]) -> tuple[Suite, Suite]:
+    """(suite without the train/dev items of `doc_ids`, suite with only those train items): the first
+    trains the model, the second is the 'new knowledge' a knowledge update must absorb."""
+    from dataclasses import replace
+
+    def keep(examples: Sequence[Example], new: bool) -> tuple[Example, ...]:
+        return tuple(e for e in examples if (e.meta.get("doc_id") in doc_ids) == new)
+
+    old = tuple(replace(t, train=keep(t.train, False), dev=keep(t.dev, False)) for t in suite.tasks)
+    new = tuple(replace(t, train=keep(t.train, True), dev=()) for t in suite.tasks)
+    return replace(suite, tasks=old), replace(suite, tasks=new)

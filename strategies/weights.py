@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,11 +15,11 @@ from pydantic import Field
 from harness.errors import Unsupported
 from harness.models import local_weights
 from harness.prompts import zero_shot_prompt
-from harness.records import AdaptReport, Example, Prompt
+from harness.records import AdaptReport, Example, KnowledgeUpdate, Prompt
 from harness.runtime import ModelRuntime
 from harness.strategy import Adapted, RunContext, count_params
 from harness.suites import Suite, Task
-from harness.training import TrainOptions, TrainResult, sft_train
+from harness.training import TrainOptions, TrainResult, sft_train, split_by_documents
 
 
 def folder_bytes(folder: Path) -> int:
@@ -28,6 +30,7 @@ class _Trained:
     """Shared adapt/prompts of weight strategies; subclasses say how to build the trainable model."""
 
     family: ClassVar[str] = "weights"
+    cuda_optimizer: ClassVar[str | None] = None
     options: Any
 
     def __init__(self, options: Any):
@@ -40,12 +43,28 @@ class _Trained:
         base = run.load_base()
         model = self.trainable_model(run, base)
         rt = ModelRuntime(model, base.tokenizer, base.spec, base.device)
+        docs = sorted(d.id for d in suite.corpus)
+        new_docs = set(docs[len(docs) - min(self.options.update_docs, len(docs)) :]) if docs else set()
+        first, update_suite = split_by_documents(suite, new_docs)
         model.train()
-        result = sft_train(model, rt, suite, self.options, run.work_dir / "train", run.seed, run.device)
+        result = self._train(run, model, rt, first, "train")
+        update = self._absorb(run, model, rt, update_suite, suite, new_docs) if new_docs else None
         model.eval()
         artifact = run.work_dir / "artifact"
         model.save_pretrained(artifact)
-        return Adapted(rt, self._report(model, result, folder_bytes(artifact)))
+        return Adapted(rt, replace(self._report(model, result, folder_bytes(artifact)), update=update))
+
+    def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
+        optim = self.cuda_optimizer if run.device.startswith("cuda") else None
+        return sft_train(model, rt, suite, self.options, run.work_dir / folder, run.seed, run.device, optim)
+
+    def _absorb(self, run: RunContext, model: Any, rt: ModelRuntime, update_suite: Suite, suite: Suite,
+                new_docs: set[str]) -> KnowledgeUpdate:
+        """Further training on the held-out documents' train items: the cost of new knowledge."""
+        t0 = time.perf_counter()
+        self._train(run, model, rt, update_suite, "update")
+        items = sum(1 for t in suite.tasks for e in t.test if e.meta.get("doc_id") in new_docs)
+        return KnowledgeUpdate(len(new_docs), time.perf_counter() - t0, "continued-training", items)
 
     def _report(self, model: Any, result: TrainResult, artifact_bytes: int) -> AdaptReport:
         trainable, total = count_params(model)
@@ -101,6 +120,7 @@ class Qlora(Lora):
 
     name: ClassVar[str] = "qlora"
     description: ClassVar[str] = "LoRA on a 4-bit NF4 quantized base (bitsandbytes)."
+    cuda_optimizer: ClassVar[str | None] = "paged_adamw_8bit"
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         import torch

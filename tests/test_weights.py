@@ -88,3 +88,13 @@ def test_early_stopping_stops_and_keeps_the_best_checkpoint(tmp_path, mini_suite
     with torch.no_grad():
         loss = adapted.runtime.model(**batch).loss.item()
     assert loss == pytest.approx(min(dev_losses), rel=1e-4)
+
+
+def test_knowledge_update_trains_on_held_out_documents(tmp_path, mini_suite, tiny_runtime, tiny_model_dir):
+    cls = REGISTRY.get("lora")
+    opts = cls.Options(max_steps=2, eval_every=2, batch_size=2, update_docs=1)
+    upd = cls(opts).adapt(ctx(tmp_path, tiny_runtime, tiny_model_dir), mini_suite).report.update
+    # pell-harbour-code sorts last: its train item is held out, then learnt; two test items ask about it
+    assert upd is not None and upd.method == "continued-training" and upd.n_docs == 1
+    assert upd.n_items == 2 and upd.wall_s > 0
+    assert (tmp_path / "cell" / "update").is_dir()
