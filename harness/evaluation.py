@@ -1,11 +1,12 @@
 """Evaluation: prompts in, per-item predictions and task metrics out, through the shared runtime.
 
-One function per task kind. Generative tasks are scored on the first non-empty line of the output;
+One function per task kind. Generative tasks are scored on the answer extracted from the output;
 label and choice tasks by ranked loglikelihood of each candidate after the prompt.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,8 +18,20 @@ from harness.suites import Task
 Evaluator = Callable[[ModelRuntime, Task, Sequence[Example], Sequence[Prompt], int], list[Prediction]]
 
 
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+_LEAD_IN = re.compile(r"^(the\s+)?(short\s+)?(final\s+)?answer(\s+to\s+(this|the|your)\s+question)?(\s+is)?\s*[:\-]\s*",
+                      re.IGNORECASE)
+
+
+def extract_answer(text: str) -> str:
+    """The answer in a generated reply: the first non-empty line that is not a bare lead-in ("The
+    answer is:"), without an "Answer:" prefix, surrounding quotes or a final period. Applied the
+    same way to every strategy."""
+    for line in (ln.strip() for ln in text.splitlines()):
+        if not line or line.endswith(":"):
+            continue
+        line = _LEAD_IN.sub("", line).strip().strip("\"'*").strip()
+        return line[:-1] if line.endswith(".") else line
+    return ""
 
 
 def _meta(example: Example, prompt: Prompt) -> dict[str, Any]:
@@ -33,10 +46,10 @@ def _short_answer(
     gens = rt.generate([rt.render(p) for p in prompts], task.max_new_tokens, batch_size)
     preds = []
     for ex, p, g in zip(examples, prompts, gens, strict=True):
-        answer, targets = first_line(g.text), (ex.target, *ex.aliases)
+        answer, targets = extract_answer(g.text), (ex.target, *ex.aliases)
         scores = {"exact_match": M.exact_match(answer, targets), "f1": M.token_f1(answer, targets)}
         preds.append(Prediction(ex.id, task.name, answer, ex.target, scores, g.latency_s, g.prompt_tokens,
-                                g.output_tokens, meta=_meta(ex, p)))
+                                g.output_tokens, meta={**_meta(ex, p), "raw_output": g.text}))
     return preds
 
 

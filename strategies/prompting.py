@@ -42,9 +42,9 @@ class FewShot:
     description: ClassVar[str] = "k train examples as solved chat turns, picked at random or by similarity."
 
     class Options(StrategyOptions):
-        k: int = Field(4, ge=1, le=32, description="Number of solved examples shown.")
+        k: int = Field(6, ge=1, le=32, description="Number of solved examples shown.")
         selection: Literal["random", "similar"] = Field(
-            "random", description="random (seeded per example) or similar (nearest by embedding)."
+            "similar", description="similar (nearest train examples by embedding) or random (seeded per example)."
         )
         embedder: str = Field("all-MiniLM-L6-v2", description="sentence-transformers model for 'similar'.")
         system: str = Field(DEFAULT_SYSTEM, description="System prompt; empty for none.")

@@ -43,7 +43,7 @@ def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(name, tmp_path
 def test_strategies_lists_builtins_with_options(tmp_path):
     proc = cli("strategies", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for text in ("zero-shot", "few-shot", "k = 4", "selection", "harness"):
+    for text in ("zero-shot", "few-shot", "k = 6", "selection", "harness"):
         assert text in proc.stdout
 
 

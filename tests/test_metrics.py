@@ -31,3 +31,13 @@ def test_balanced_accuracy_by_hand():
 def test_mean_of_empty_is_nan():
     assert math.isnan(mean([]))
     assert mean([1.0, 0.0]) == 0.5
+
+
+def test_answer_extraction_skips_lead_ins_prefixes_quotes_and_periods():
+    from harness.evaluation import extract_answer
+
+    assert extract_answer("The answer to this question is:\n\n17 days.") == "17 days"
+    assert extract_answer("Answer: 3,250 crowns") == "3,250 crowns"
+    assert extract_answer('"the Tenancy Board"') == "the Tenancy Board"
+    assert extract_answer("  \n6.5 percent\nmore text") == "6.5 percent"
+    assert extract_answer("") == "" and extract_answer("Answer:") == ""

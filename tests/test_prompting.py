@@ -23,7 +23,7 @@ def test_zero_shot_prompt_is_system_then_instruction_and_question(mini_suite, tm
 def test_few_shot_random_shows_k_train_examples_and_varies_with_seed(mini_suite, tmp_path, tiny_runtime,
                                                                      tiny_model_dir):
     task = mini_suite.task("qa")
-    strat = FewShot(FewShot.Options(k=2))
+    strat = FewShot(FewShot.Options(k=2, selection="random"))
     shots = {}
     for seed in range(6):
         c = ctx(tmp_path, tiny_runtime, tiny_model_dir, seed)

@@ -86,7 +86,8 @@ def test_rag_context_composes_on_any_weights_strategy(ctx, mini_suite, tiny_runt
     # evaluated on the perturbed copy, not on the base model
     assert adapted.runtime is not tiny_runtime
     assert not torch.equal(adapted.runtime.model.model.norm.weight, tiny_runtime.model.model.norm.weight)
-    assert adapted.report.trainable_params == 32 and adapted.report.extras["index_chunks"] >= 2
+    assert adapted.report.trainable_params == tiny_runtime.model.config.hidden_size  # the shifted norm
+    assert adapted.report.extras["index_chunks"] >= 2
     task = mini_suite.task("qa")
     [p] = hybrid.prompts(ctx, task, task.test[:1])
     assert "Context passages" in p.messages[-1].content and p.meta["retrieved"]
