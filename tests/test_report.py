@@ -59,3 +59,18 @@ def test_forgetting_is_shown_against_the_base_model(tmp_path: Path):
     assert "## Forgetting on the retention suite (general)" in md
     assert "| lora | 0 | 0.500 | -0.100 |" in md
     assert "-0.100" in (tmp_path / "report.html").read_text()
+
+
+def test_report_gives_intervals_and_paired_verdicts_against_zero_shot(tmp_path: Path):
+    def cell(strategy, correct):
+        preds = tuple(Prediction(f"c{i}", "ct", "a", "a", {"accuracy": float(c)}, 0.1, 10, 0)
+                      for i, c in enumerate(correct))
+        return replace(record(strategy), tasks=(TaskResult("ct", "classification", len(correct),
+                                                           {"accuracy": sum(correct) / len(correct)}),),
+                       predictions=preds)
+
+    write_run(tmp_path, "run-1", [cell("zero-shot", [0] * 20), cell("few-shot", [1] * 15 + [0] * 5)])
+    md = (tmp_path / "report.md").read_text()
+    assert "### ct (accuracy)" in md
+    # 15 discordant pairs all for few-shot: p = 2 / 2**15
+    assert "few-shot vs zero-shot: +75.0 pt, significant, p=6.1e-05 (McNemar exact, n=20)" in md

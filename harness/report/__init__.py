@@ -123,6 +123,35 @@ def _retrieval_rows(records: list[CellRecord]) -> list[dict[str, Any]]:
     return rows
 
 
+def _item_scores(rec: CellRecord, task: str, metric: str) -> dict[str, float]:
+    return {p.example_id: p.scores[metric] for p in rec.predictions if p.task == task and metric in p.scores}
+
+
+def _significance(records: list[CellRecord]) -> list[dict[str, Any]]:
+    """Per task: each cell's main per-item metric (F1 if present) with a 95% bootstrap CI, and a paired test of each
+    strategy against zero-shot (same seed, same items)."""
+    from harness.stats import bootstrap_ci, paired_test
+
+    ok = [r for r in records if r.status == "ok"]
+    out = []
+    for task, metrics in _task_columns(ok):
+        ranked = sorted(metrics, key=lambda m: m != "f1")  # F1 separates weak answers; exact match rarely does
+        metric = next((m for m in ranked if any(_item_scores(r, task, m) for r in ok)), None)
+        if metric is None:
+            continue
+        rows = []
+        for r in ok:
+            scores = _item_scores(r, task, metric)
+            ci = bootstrap_ci(list(scores.values()), seed=r.seed)
+            base = next((b for b in ok if b.strategy == "zero-shot" and b.seed == r.seed), None)
+            test = None
+            if base is not None and base is not r:
+                test = paired_test(r.strategy, scores, base.strategy, _item_scores(base, task, metric), seed=r.seed)
+            rows.append({"strategy": r.strategy, "seed": r.seed, "ci": ci, "test": test})
+        out.append({"task": task, "metric": metric, "rows": rows})
+    return out
+
+
 def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
     prov = next((r.provenance for r in records if r.provenance), None)
     return {
@@ -132,6 +161,7 @@ def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
         "retention_columns": _retention_columns(records),
         "retention_suite": next((r.retention.suite for r in records if r.retention), None),
         "retrieval": _retrieval_rows(records),
+        "significance": _significance(records),
         "provenance": prov,
         "fmt": _fmt,
     }

@@ -1,0 +1,81 @@
+"""Statistics over per-item scores: bootstrap confidence intervals and paired tests.
+
+Everything is seeded: the same scores and seed give the same interval and p-value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    a: str
+    b: str
+    diff: float
+    """mean(a) - mean(b) over the shared items."""
+    p_value: float
+    n: int
+    method: str
+
+    def verdict(self, alpha: float = 0.05) -> str:
+        sig = "significant" if self.p_value < alpha else "not significant"
+        pt = f"{100 * self.diff:+.1f} pt"
+        return f"{self.a} vs {self.b}: {pt}, {sig}, p={self.p_value:.2g} ({self.method}, n={self.n})"
+
+
+def bootstrap_ci(scores: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> Interval:
+    """Percentile bootstrap interval of the mean."""
+    x = np.asarray(scores, dtype=float)
+    if x.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    tail = (1 - level) / 2
+    return Interval(float(x.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)), x.size)
+
+
+def mcnemar_exact(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided exact McNemar p-value for paired binary scores (a binomial test on discordant pairs)."""
+    only_a = sum(1 for x, y in zip(a, b, strict=True) if x > y)
+    only_b = sum(1 for x, y in zip(a, b, strict=True) if y > x)
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], seed: int = 0, n_boot: int = 4000) -> float:
+    """Two-sided p-value that mean(a - b) is 0, by resampling items (scores need not be binary)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if d.size == 0 or np.all(d == 0):
+        return 1.0
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    centered = boots - d.mean()  # the null distribution: same spread, mean 0
+    return float(min(1.0, (np.sum(np.abs(centered) >= abs(d.mean())) + 1) / (n_boot + 1)))
+
+
+def paired_test(name_a: str, a: dict[str, float], name_b: str, b: dict[str, float], seed: int = 0) -> PairedTest:
+    """Compare two strategies on the items both scored (by item id): McNemar when every score is 0/1,
+    a paired bootstrap otherwise."""
+    shared = sorted(set(a) & set(b))
+    xa, xb = [a[i] for i in shared], [b[i] for i in shared]
+    binary = all(v in (0.0, 1.0) for v in xa + xb)
+    p = mcnemar_exact(xa, xb) if binary else paired_bootstrap(xa, xb, seed)
+    diff = float(np.mean(xa) - np.mean(xb)) if shared else math.nan
+    return PairedTest(name_a, name_b, diff, p, len(shared), "McNemar exact" if binary else "paired bootstrap")
