@@ -58,11 +58,11 @@ class Plan:
 
 
 def cell_id(suite: Suite, model: ModelSpec, strategy: str, options: dict[str, Any], seed: int,
-            limit: int | None, retention: Suite | None = None) -> str:
+            limit: int | None, retention: Suite | None = None, device: str = "cpu") -> str:
     return stable_hash({
         "schema": SCHEMA_VERSION, "suite": suite.data_hash, "model": model.identity,
         "strategy": strategy, "options": options, "seed": seed, "limit": limit,
-        "retention": retention.data_hash if retention else None,
+        "retention": retention.data_hash if retention else None, "device": device.split(":")[0],
     })
 
 
@@ -93,7 +93,7 @@ def strategy_names(cfg: CompareConfig, registry: Registry) -> list[str]:
     return sorted(registry.load_all())
 
 
-def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry) -> Plan:
+def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry, device: str = "cpu") -> Plan:
     names = strategy_names(cfg, registry)
     for name in cfg.options:
         registry.get(name)  # options for a strategy that does not exist: say which
@@ -102,7 +102,8 @@ def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Regi
     for name in names:
         opts = _validated_options(registry, name, cfg.options.get(name, {}))
         for seed in cfg.seeds:
-            cells.append(Cell(name, opts, seed, cell_id(suite, model, name, opts, seed, cfg.limit, retention)))
+            cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device)
+            cells.append(Cell(name, opts, seed, cid))
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
     return Plan(suite, model, tuple(cells), cfg.limit, cfg.batch_size, run_id, retention)
 

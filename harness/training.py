@@ -30,6 +30,8 @@ class TrainOptions(StrategyOptions):
     learning_rate: float = Field(2e-4, gt=0, le=1.0)
     epochs: float = Field(2.0, gt=0, le=100)
     max_steps: int = Field(-1, ge=-1, description="Stop after this many optimizer steps (-1: use epochs).")
+    cpu_max_steps: int = Field(24, ge=0, description="On CPU, at most this many steps (0: no cap): keeps a "
+                               "default compare within minutes on a laptop-class CPU.")
     batch_size: int = Field(8, ge=1, le=1024)
     grad_accum: int = Field(1, ge=1, le=1024)
     max_seq_len: int = Field(384, ge=16, le=32768)
@@ -106,6 +108,9 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
     from transformers import TrainingArguments
 
     extra: dict[str, Any] = {"optim": optim} if optim else {}
+    max_steps = o.max_steps
+    if not device.startswith("cuda") and o.cpu_max_steps:
+        max_steps = o.cpu_max_steps if max_steps < 0 else min(max_steps, o.cpu_max_steps)
     eval_kw: dict[str, Any] = {"save_strategy": "no"}
     if has_dev:
         eval_kw = dict(eval_strategy="steps", eval_steps=o.eval_every, save_strategy="steps", save_steps=o.eval_every,
@@ -114,7 +119,7 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
     return TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
         gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, num_train_epochs=o.epochs,
-        max_steps=o.max_steps, weight_decay=o.weight_decay, lr_scheduler_type=o.scheduler,
+        max_steps=max_steps, weight_decay=o.weight_decay, lr_scheduler_type=o.scheduler,
         warmup_steps=o.warmup_steps, logging_steps=max(1, o.eval_every // 2), seed=seed, data_seed=seed,
         report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
         bf16=device.startswith("cuda"), dataloader_num_workers=0, **eval_kw, **extra,

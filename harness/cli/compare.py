@@ -89,7 +89,7 @@ def compare(
     a reason; 1: a cell failed; 2: bad input (nothing is written).
     """
     from harness.config import load_config
-    from harness.models import resolve_model
+    from harness.models import pick_device, resolve_model
     from harness.registry import Registry
     from harness.report import write_run
     from harness.runner import Runner, make_plan
@@ -104,7 +104,8 @@ def compare(
     for p in cfg.plugins:
         registry.add_plugin_file(p)
     the_suite = load_suite(cfg.suite)
-    plan = make_plan(cfg, the_suite, resolve_model(cfg.model), registry)
+    device = device or pick_device()
+    plan = make_plan(cfg, the_suite, resolve_model(cfg.model), registry, device)
     base = cfg.out / the_suite.name
     runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
     pending = [c for c in plan.cells if runner.cached(c) is None]
