@@ -122,7 +122,8 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
         max_steps=max_steps, weight_decay=o.weight_decay, lr_scheduler_type=o.scheduler,
         warmup_steps=o.warmup_steps, logging_steps=max(1, o.eval_every // 2), seed=seed, data_seed=seed,
         report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
-        bf16=device.startswith("cuda"), dataloader_num_workers=0, **eval_kw, **extra,
+        bf16=device.startswith("cuda"), dataloader_num_workers=0, train_sampling_strategy="group_by_length",
+        **eval_kw, **extra,
     )
 
 

@@ -68,22 +68,49 @@ def test_help_reads_like_a_manual(tmp_path):
         assert flag in proc.stdout
 
 
-@pytest.mark.slow
-def test_end_to_end_on_the_real_default_model(tmp_path):
-    """zero-shot and few-shot on a slice of legal-qa with the embedded SmolLM2-135M-Instruct."""
-    out = tmp_path / "reports"
-    proc = cli("compare", "--suite", "legal-qa", "--limit", "4", "--out", str(out), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [run_dir] = [d for d in (out / "legal-qa").iterdir() if d.name != "cells"]
+def run_records(out: Path):
     from harness.report import load_run
 
-    _, records = load_run(run_dir)
-    assert {r.strategy for r in records} >= {"zero-shot", "few-shot"}
+    [run_dir] = [d for d in (out / "legal-qa").iterdir() if d.name not in ("cells", "retention")]
+    return run_dir, load_run(run_dir)[1]
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_real_default_model(tmp_path):
+    """Prompting strategies and RAG on a slice of legal-qa with the embedded SmolLM2-135M-Instruct."""
+    out = tmp_path / "reports"
+    args = ["compare", "--suite", "legal-qa", "--strategies", "zero-shot,few-shot,rag", "--limit", "4",
+            "--out", str(out)]
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir, records = run_records(out)
+    assert [r.strategy for r in records] == ["zero-shot", "few-shot", "rag"]
     for rec in records:
         assert rec.status == "ok" and rec.model.startswith("smollm2-135m-instruct")
         assert all(t.n == 4 for t in rec.tasks)
         assert any(p.output for p in rec.predictions)  # the model really answered
+        assert rec.retention is not None and rec.retention.suite == "general"
+    rag = records[2].tasks[0].metrics
+    assert "recall@5" in rag and "mrr" in rag
     html = (run_dir / "report.html").read_text()
-    assert "few-shot" in html and "statute-qa" in html
-    again = cli("compare", "--suite", "legal-qa", "--limit", "4", "--out", str(out), cwd=tmp_path)
+    assert "few-shot" in html and "statute-qa" in html and "Forgetting" in html
+    again = cli(*args, cwd=tmp_path)
     assert again.returncode == 0 and again.stdout.count("reused") == len(records)
+
+
+@pytest.mark.slow
+def test_weight_strategies_end_to_end_on_the_real_model(tmp_path):
+    """lora and qlora (4-bit NF4 on CPU) train a few steps on legal-qa and are evaluated like the rest."""
+    config = tmp_path / "run.toml"
+    config.write_text('suite = "legal-qa"\nstrategies = ["lora", "qlora"]\nlimit = 3\n'
+                      "[options.lora]\nmax_steps = 2\neval_every = 2\n"
+                      "[options.qlora]\nmax_steps = 2\neval_every = 2\n")
+    out = tmp_path / "reports"
+    proc = cli("compare", "--config", str(config), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, records = run_records(out)
+    for rec in records:
+        assert rec.status == "ok", rec.error
+        assert rec.adapt.trainable_params == 460_800  # r=8 on q,v of SmolLM2-135M
+        assert rec.adapt.extras["train_steps"] == 2 and rec.adapt.curve
+        assert rec.retention is not None
