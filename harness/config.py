@@ -26,6 +26,9 @@ class CompareConfig(BaseModel):
     retention: bool = Field(True, description="Measure forgetting on the suite's retention suite.")
     trust_remote_code: bool = False
     plugins: list[Path] = Field(default_factory=list)
+    decide: dict[str, Any] = Field(
+        default_factory=dict, description="Decision constraints and prices ([decide] in run.toml; see harness.decide)."
+    )
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-strategy options: [options.few-shot] k = 3."
     )

@@ -79,3 +79,41 @@ def paired_test(name_a: str, a: dict[str, float], name_b: str, b: dict[str, floa
     p = mcnemar_exact(xa, xb) if binary else paired_bootstrap(xa, xb, seed)
     diff = float(np.mean(xa) - np.mean(xb)) if shared else math.nan
     return PairedTest(name_a, name_b, diff, p, len(shared), "McNemar exact" if binary else "paired bootstrap")
+
+
+def _grouped_means(groups: Sequence[np.ndarray], rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap replicates of the macro mean: items are resampled within each group (task), and the
+    replicate is the mean of the group means, so every task weighs the same whatever its size."""
+    per_group = [g[rng.integers(0, g.size, size=(n_boot, g.size))].mean(axis=1) for g in groups]
+    return np.mean(per_group, axis=0)
+
+
+def grouped_ci(groups: Sequence[Sequence[float]], seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> Interval:
+    """Percentile bootstrap interval of the mean of group means (stratified by group)."""
+    arrays = [np.asarray(g, dtype=float) for g in groups if len(g)]
+    if not arrays:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    reps = _grouped_means(arrays, np.random.default_rng(seed), n_boot)
+    tail = (1 - level) / 2
+    mean = float(np.mean([a.mean() for a in arrays]))
+    n = sum(a.size for a in arrays)
+    return Interval(mean, float(np.quantile(reps, tail)), float(np.quantile(reps, 1 - tail)), n)
+
+
+def grouped_paired_test(name_a: str, a: dict[tuple[str, str], float], name_b: str, b: dict[tuple[str, str], float],
+                        seed: int = 0, n_boot: int = 4000) -> PairedTest:
+    """Paired test of the macro mean over (group, item) keys both scored: per-item differences are
+    resampled within each group; a single group of 0/1 scores falls back to exact McNemar."""
+    shared = sorted(set(a) & set(b))
+    groups = sorted({g for g, _ in shared})
+    if len(groups) == 1:
+        return paired_test(name_a, {i: a[(g, i)] for g, i in shared}, name_b, {i: b[(g, i)] for g, i in shared}, seed)
+    diffs = [np.array([a[k] - b[k] for k in shared if k[0] == g]) for g in groups]
+    if not diffs:
+        return PairedTest(name_a, name_b, math.nan, 1.0, 0, "paired bootstrap")
+    observed = float(np.mean([d.mean() for d in diffs]))
+    if all(np.all(d == 0) for d in diffs):
+        return PairedTest(name_a, name_b, observed, 1.0, len(shared), "paired bootstrap by task")
+    reps = _grouped_means(diffs, np.random.default_rng(seed), n_boot) - observed
+    p = float(min(1.0, (np.sum(np.abs(reps) >= abs(observed)) + 1) / (n_boot + 1)))
+    return PairedTest(name_a, name_b, observed, p, len(shared), "paired bootstrap by task")

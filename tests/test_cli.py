@@ -22,6 +22,10 @@ BAD_INPUTS = {
     "missing config": (["--config", "nope.toml"], "config file not found"),
     "no suite": ([], "field 'suite'"),
     "missing plugin": (["--suite", "{mini}", "--plugin", "nope.py"], "plugin file not found"),
+    "negative latency limit": (["--suite", "{mini}", "--max-latency-ms", "-5"], "field 'max_latency_ms'"),
+    "unknown weight": (["--suite", "{mini}", "--weights", "speed=1"], "weights.speed"),
+    "malformed weights": (["--suite", "{mini}", "--weights", "accuracy"], "--weights: 'accuracy'"),
+    "unknown decide key": (["--config", "{cfg_decide}"], "field 'max_cost'"),
 }
 
 
@@ -30,8 +34,9 @@ def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(name, tmp_path
     args, expected = BAD_INPUTS[name]
     (tmp_path / "unknown.toml").write_text('suite = "mini"\ncolour = "red"\n')
     (tmp_path / "badopt.toml").write_text(f'suite = "{mini_suite_dir}"\n[options.few-shot]\nk = -3\n')
+    (tmp_path / "decide.toml").write_text(f'suite = "{mini_suite_dir}"\n[decide]\nmax_cost = 3\n')
     subs = {"mini": str(mini_suite_dir), "cfg_unknown": str(tmp_path / "unknown.toml"),
-            "cfg_badopt": str(tmp_path / "badopt.toml")}
+            "cfg_badopt": str(tmp_path / "badopt.toml"), "cfg_decide": str(tmp_path / "decide.toml")}
     args = [a.format(**subs) for a in args]
     proc = cli("compare", *args, "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr

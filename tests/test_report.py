@@ -74,3 +74,58 @@ def test_report_gives_intervals_and_paired_verdicts_against_zero_shot(tmp_path: 
     assert "### ct (accuracy)" in md
     # 15 discordant pairs all for few-shot: p = 2 / 2**15
     assert "few-shot vs zero-shot: +75.0 pt, significant, p=6.1e-05 (McNemar exact, n=20)" in md
+
+
+def decision_records() -> list[CellRecord]:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_decide import cell
+
+    recs = [cell("zero-shot", [1] * 10 + [0] * 30, f1=[0.1] * 20),
+            cell("few-shot", [1] * 25 + [0] * 15, f1=[0.3] * 20, p50_s=0.3),
+            cell("lora", [1] * 32 + [0] * 8, f1=[0.4] * 20, adapt_s=600, forgot=3.0),
+            cell("qlora", [], status="skipped")]
+    lora = recs[2]
+    curve = ({"step": 5.0, "train_loss": 2.5}, {"step": 10.0, "dev_loss": 2.2}, {"step": 10.0, "train_loss": 2.0})
+    recs[2] = replace(lora, adapt=replace(lora.adapt, curve=curve))
+    return recs
+
+
+def test_decision_card_comes_first_and_charts_are_inline_and_linked(tmp_path: Path):
+    write_run(tmp_path, "run-1", decision_records(), {"max_latency_ms": 250})
+    html = (tmp_path / "report.html").read_text()
+    assert html.index('id="decision"') < html.index("Summary per strategy") < html.index("Per cell")
+    assert "Decision: lora" in html
+    assert "few-shot (p50 latency 300 ms &gt; 250 ms limit)" in html
+    assert "qlora (skipped: needs CUDA)" in html
+    for name in ("pareto", "forgetting", "latency", "training"):
+        assert f'id="chart-{name}"><svg' in html
+        assert (tmp_path / "charts" / f"{name}.svg").read_text().startswith("<svg")
+    md = (tmp_path / "report.md").read_text()
+    assert md.index("## Decision: lora") < md.index("## Summary per strategy")
+    assert "- [pareto](charts/pareto.svg)" in md
+    assert "lora vs zero-shot: +42.5 pt, significant" in md
+
+
+def test_item_browser_marks_disagreements(tmp_path: Path):
+    write_run(tmp_path, "run-1", decision_records())
+    html = (tmp_path / "report.html").read_text()
+    section = html[html.index("Predictions, item by item"):]
+    # ct: items 0-9 right for all three; 10-24 right for few-shot and lora only; 25-31 lora only; 32-39 none
+    assert "ct (40 items, 22 with disagreement)" in section
+    assert section.count('<tr class="disagree">') == 22
+    assert '<input type="checkbox" id="only-disagree">' in section
+
+
+def test_report_reuses_saved_constraints_and_recommend_can_change_them(tmp_path: Path):
+    from harness.cli.recommend import recommend as recommend_cmd
+
+    write_run(tmp_path, "run-1", decision_records(), {"max_forgetting_pt": 1.0})
+    assert "Decision: few-shot" in (tmp_path / "report.html").read_text()
+    render_run(tmp_path)
+    assert "Decision: few-shot" in (tmp_path / "report.html").read_text()
+    recommend_cmd(tmp_path, None, 5.0, None, None, None, None, None, None, save=True)
+    report, _ = load_run(tmp_path)
+    assert report.constraints == {"max_forgetting_pt": 5.0}
+    assert "Decision: lora" in (tmp_path / "report.html").read_text()

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from harness.cli import compare, report, strategies, suites
+from harness.cli import compare, recommend, report, strategies, suites
 from harness.errors import HarnessError, SuiteError
 
 app = typer.Typer(
@@ -16,7 +16,7 @@ app = typer.Typer(
     help=(
         "Decide how to adapt an LLM to your domain. Runs every strategy (prompting, few-shot, and the "
         "plugins you add) on the same task suites through one runtime, and writes one report with "
-        "accuracy, cost and latency per strategy.\n\n"
+        "accuracy, forgetting, cost and latency per strategy, and a recommendation under your constraints.\n\n"
         "Set HARNESS_DEBUG=1 to see tracebacks of input errors."
     ),
     no_args_is_help=True,
@@ -27,6 +27,7 @@ app.command("compare")(compare.compare)
 app.command("strategies")(strategies.strategies)
 app.add_typer(suites.app, name="suites")
 app.command("report")(report.report)
+app.command("recommend")(recommend.recommend)
 
 err = Console(stderr=True, highlight=False)
 

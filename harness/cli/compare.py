@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.cli import constraints as C
+
 console = Console()
 
 
@@ -62,6 +64,16 @@ def _summary(records: list[Any]) -> Table:
     return table
 
 
+def _decision(records: list[Any], constraints: dict[str, Any]) -> None:
+    from harness.analysis import analyze
+    from harness.decide import Constraints, recommend
+
+    decision = recommend(analyze(records), Constraints.model_validate(constraints))
+    console.print(f"[bold]decision: {decision.pick or 'none'}[/]")
+    for line in decision.rationale:
+        console.print(f"- {line}", markup=False, highlight=False, soft_wrap=True)
+
+
 def compare(
     suite: str = typer.Option(None, "--suite", "-s", help="Suite name (see `harness suites`) or folder."),
     model: str = typer.Option(None, "--model", "-m",
@@ -79,9 +91,17 @@ def compare(
                                            help="Allow model code from the model folder (off by default)."),
     retention: bool = typer.Option(None, "--retention/--no-retention",
                                    help="Measure forgetting on the suite's retention suite (default on)."),
+    max_latency_ms: float = C.MAX_LATENCY,
+    max_forgetting_pt: float = C.MAX_FORGETTING,
+    budget_usd: float = C.BUDGET,
+    max_memory_gb: float = C.MAX_MEMORY,
+    queries_per_month: float = C.QUERIES,
+    months: int = C.MONTHS,
+    weights: str = C.WEIGHTS,
+    price_per_hour: float = C.PRICE,
 ) -> None:
     """Run strategies on a suite and write reports/<suite>/<run>/ with report.html, report.md and the
-    JSON records of every cell.
+    JSON records of every cell, with a decision under the constraints given (see `harness recommend`).
 
     A cell is one strategy with one seed. Finished cells are cached under reports/<suite>/cells/ by a
     hash of everything that determines their result, so an interrupted compare resumes where it
@@ -100,6 +120,10 @@ def compare(
         "limit": limit, "out": out, "batch_size": batch_size, "trust_remote_code": trust_remote_code,
         "plugins": plugin or None, "retention": retention,
     })
+    decide = C.constraints_from(cfg.decide, max_latency_ms=max_latency_ms, max_forgetting_pt=max_forgetting_pt,
+                                budget_usd=budget_usd, max_memory_gb=max_memory_gb,
+                                queries_per_month=queries_per_month, months=months, weights=weights,
+                                price_per_hour=price_per_hour)
     registry = Registry.discover()
     for p in cfg.plugins:
         registry.add_plugin_file(p)
@@ -117,8 +141,9 @@ def compare(
         runner.emit = ProgressView(progress, total=len(pending) * per_cell)
         records = runner.run()
     run_dir = base / plan.run_id
-    write_run(run_dir, plan.run_id, records)
+    report = write_run(run_dir, plan.run_id, records, decide)
     console.print(_summary(records))
+    _decision(records, report.constraints)
     console.print(f"report: {run_dir / 'report.html'}\n        {run_dir / 'report.md'}")
     if any(r.status == "failed" for r in records):
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ autoescapes everything, and markdown cells go through `md_cell`.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ class RunReport:
     created_at: str
     limit: int | None
     cells: tuple[CellRef, ...]
+    constraints: dict[str, Any] = field(default_factory=dict)
+    """The decision's constraints and prices (see harness.decide.Constraints); re-renders reuse them."""
     schema_version: int = 1
 
 
@@ -51,7 +53,7 @@ def md_cell(value: object) -> str:
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
+    return "–" if x is None or x != x else f"{x:.{digits}f}"
 
 
 def _retention(rec: CellRecord) -> dict[str, tuple[float, float]]:
@@ -152,6 +154,24 @@ def _significance(records: list[CellRecord]) -> list[dict[str, Any]]:
     return out
 
 
+def decision_context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
+    """The decision card, per-strategy summary, verdicts, costs, breakdowns and charts."""
+    from harness.analysis import analyze
+    from harness.decide import Constraints, recommend
+    from harness.report import views
+
+    constraints = Constraints.model_validate(report.constraints)
+    analysis = analyze(records)
+    decision = recommend(analysis, constraints)
+    rows = views.summary_rows(analysis, decision, constraints)
+    return {
+        "constraints": constraints, "decision": decision, "summary": rows,
+        "pairs": views.pair_verdicts(analysis), "break_evens": views.break_even_lines(rows),
+        "coverage": views.coverage_table(records), "browser": views.item_browser(records),
+        "charts": views.all_charts(rows, records, constraints), "usd": views.usd,
+    }
+
+
 def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
     prov = next((r.provenance for r in records if r.provenance), None)
     return {
@@ -164,6 +184,7 @@ def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
         "significance": _significance(records),
         "provenance": prov,
         "fmt": _fmt,
+        **decision_context(report, records),
     }
 
 
@@ -179,12 +200,20 @@ def _env(autoescape: bool) -> Any:
 
 
 def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> None:
+    """report.md (charts as files under charts/) and a self-contained report.html (charts inline)."""
+    from markupsafe import Markup
+
     ctx = context(report, records)
+    for name, svg in ctx["charts"].items():
+        atomic_write_text(run_dir / "charts" / f"{name}.svg", svg)
     atomic_write_text(run_dir / "report.md", _env(False).get_template("report.md.j2").render(**ctx))
-    atomic_write_text(run_dir / "report.html", _env(True).get_template("report.html.j2").render(**ctx))
+    inline = {name: Markup(svg) for name, svg in ctx["charts"].items()}  # built escaped by harness.report.charts
+    html_text = _env(True).get_template("report.html.j2").render(**{**ctx, "charts": inline})
+    atomic_write_text(run_dir / "report.html", html_text)
 
 
-def write_run(run_dir: Path, run_id: str, records: list[CellRecord]) -> RunReport:
+def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
+              constraints: dict[str, Any] | None = None) -> RunReport:
     """Copy the records into the run folder, write report.json, render markdown and HTML."""
     refs = []
     for rec in records:
@@ -192,7 +221,8 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord]) -> RunRepor
         atomic_write_text(run_dir / rel, to_json(rec))
         refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
     first = records[0]
-    report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs))
+    report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
+                       constraints or {})
     atomic_write_text(run_dir / "report.json", to_json(report))
     render(report, records, run_dir)
     return report
@@ -210,8 +240,12 @@ def load_run(run_dir: Path) -> tuple[RunReport, list[CellRecord]]:
     return report, records
 
 
-def render_run(run_dir: Path) -> RunReport:
-    """Re-render report.md and report.html from the records in `run_dir`; no model runs."""
+def render_run(run_dir: Path, constraints: dict[str, Any] | None = None) -> RunReport:
+    """Re-render report.md and report.html from the records in `run_dir`; no model runs. New
+    `constraints` replace the saved ones (and are saved in report.json)."""
     report, records = load_run(run_dir)
+    if constraints is not None:
+        report = replace(report, constraints=constraints)
+        atomic_write_text(run_dir / "report.json", to_json(report))
     render(report, records, run_dir)
     return report

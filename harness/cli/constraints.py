@@ -1,0 +1,39 @@
+"""The decision constraints, declared once and accepted by `harness compare` and `harness recommend`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+MAX_LATENCY = typer.Option(None, "--max-latency-ms", help="Largest acceptable p50 latency per query (ms).")
+MAX_FORGETTING = typer.Option(None, "--max-forgetting-pt",
+                              help="Largest acceptable accuracy drop on the retention suite (points).")
+BUDGET = typer.Option(None, "--budget-usd", help="Largest total cost: adaptation plus serving over the horizon.")
+MAX_MEMORY = typer.Option(None, "--max-memory-gb", help="Largest acceptable peak memory (GB).")
+QUERIES = typer.Option(None, "--queries-per-month", help="Expected serving volume, for total cost (default 0).")
+MONTHS = typer.Option(None, "--months", help="Horizon of the total cost (default 12).")
+WEIGHTS = typer.Option(None, "--weights",
+                       help="Utility weights, e.g. accuracy=1,cost=0.5 (criteria: accuracy, cost, latency, "
+                            "forgetting). Default: accuracy only; statistical ties go to the cheaper.")
+PRICE = typer.Option(None, "--price-per-hour", help="USD per hour of the hardware used (overrides the table: "
+                     "cpu 0.10, a100 1.80, h100 2.90, h200 3.70, other GPUs 1.00).")
+
+
+def constraints_from(base: dict[str, Any] | None = None, **flags: Any) -> dict[str, Any]:
+    """`base` (a run.toml [decide] table or saved constraints) with the flags that were given, validated."""
+    from pydantic import ValidationError
+
+    from harness.config import _problems
+    from harness.decide import Constraints, parse_weights
+
+    data = dict(base or {})
+    if flags.get("weights") is not None:
+        flags["weights"] = parse_weights(flags["weights"])
+    data.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return Constraints.model_validate(data).model_dump(mode="json", exclude_defaults=True)
+    except ValidationError as e:
+        from harness.errors import HarnessError
+
+        raise HarnessError(_problems("constraints", e)) from None

@@ -1,0 +1,64 @@
+"""`harness recommend RUN_DIR`: pick a strategy under constraints, from a run's records alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from harness.cli import constraints as C
+
+
+def recommend(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `harness compare`."),
+    max_latency_ms: float = C.MAX_LATENCY,
+    max_forgetting_pt: float = C.MAX_FORGETTING,
+    budget_usd: float = C.BUDGET,
+    max_memory_gb: float = C.MAX_MEMORY,
+    queries_per_month: float = C.QUERIES,
+    months: int = C.MONTHS,
+    weights: str = C.WEIGHTS,
+    price_per_hour: float = C.PRICE,
+    save: bool = typer.Option(False, "--save", help="Store these constraints in the run and re-render its report."),
+) -> None:
+    """Filter the run's strategies by the constraints, compute the Pareto front over score, cost,
+    latency and forgetting, and pick one with the reasons in measured numbers. Statistically tied
+    strategies (paired test, p >= 0.05) go to the cheaper. Flags add to the constraints saved with
+    the run. No model is loaded."""
+    from harness.analysis import analyze
+    from harness.decide import Constraints
+    from harness.decide import recommend as decide
+    from harness.report import load_run, render_run
+
+    report, records = load_run(run_dir)
+    merged = C.constraints_from(report.constraints, max_latency_ms=max_latency_ms,
+                                max_forgetting_pt=max_forgetting_pt, budget_usd=budget_usd,
+                                max_memory_gb=max_memory_gb, queries_per_month=queries_per_month, months=months,
+                                weights=weights, price_per_hour=price_per_hour)
+    decision = decide(analyze(records), Constraints.model_validate(merged))
+    show(decision)
+    if save:
+        render_run(run_dir, merged)
+        Console().print(f"saved; re-rendered {run_dir / 'report.html'}")
+
+
+def show(decision: object) -> None:
+    from harness.cost import fmt_usd
+    from harness.decide import Decision
+
+    assert isinstance(decision, Decision)
+    console = Console(highlight=False)
+    console.print(f"[bold]Decision: {decision.pick or 'none'}[/]")
+    for line in decision.rationale:
+        console.print(f"- {line}", markup=False, soft_wrap=True)
+    table = Table(title="options")
+    for col in ("strategy", "score", "total USD", "p50 ms", "forgetting pt", "front", "excluded"):
+        table.add_column(col)
+    for o in decision.options:
+        table.add_row(o.strategy, f"{o.score:.3f}", fmt_usd(o.tco_usd),
+                      "–" if o.p50_ms is None else f"{o.p50_ms:.0f}",
+                      "–" if o.forgetting_pt is None else f"{o.forgetting_pt:+.1f}", "yes" if o.front else "",
+                      o.excluded or "")
+    console.print(table)
