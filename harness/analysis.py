@@ -74,13 +74,16 @@ class Analysis:
     items: dict[str, dict[ItemKey, float]]
     """strategy -> (task, item id) -> main-metric score averaged over seeds."""
     seed: int = 0
+    _paired: dict[tuple[str, str], PairedTest] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, strategy: str) -> StrategySummary:
         return next(s for s in self.summaries if s.strategy == strategy)
 
     def paired(self, a: str, b: str) -> PairedTest:
-        """a vs b on the items both answered, stratified by task."""
-        return grouped_paired_test(a, self.items[a], b, self.items[b], seed=self.seed)
+        """a vs b on the items both answered, stratified by task (memoized: the report asks twice)."""
+        if (a, b) not in self._paired:
+            self._paired[(a, b)] = grouped_paired_test(a, self.items[a], b, self.items[b], seed=self.seed)
+        return self._paired[(a, b)]
 
 
 def cell_item_scores(rec: CellRecord) -> dict[ItemKey, float]:

@@ -36,13 +36,23 @@ class PairedTest:
         return f"{self.a} vs {self.b}: {pt}, {sig}, p={self.p_value:.2g} ({self.method}, n={self.n})"
 
 
+def resampled_means(x: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Means of `n_boot` resamples (with replacement, same size) of `x`. With few distinct values (0/1
+    scores, their differences) they are drawn as multinomial counts over those values: the same
+    distribution as resampling items, at n_boot x values instead of n_boot x items."""
+    values, counts = np.unique(x, return_counts=True)
+    if values.size > 16:
+        return np.asarray(x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1), dtype=float)
+    draws = rng.multinomial(x.size, counts / x.size, size=n_boot)
+    return np.asarray(draws @ values / x.size, dtype=float)
+
+
 def bootstrap_ci(scores: Sequence[float], seed: int = 0, n_boot: int = 2000, level: float = 0.95) -> Interval:
     """Percentile bootstrap interval of the mean."""
     x = np.asarray(scores, dtype=float)
     if x.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    means = resampled_means(x, np.random.default_rng(seed), n_boot)
     tail = (1 - level) / 2
     return Interval(float(x.mean()), float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)), x.size)
 
@@ -64,8 +74,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], seed: int = 0, n_bo
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if d.size == 0 or np.all(d == 0):
         return 1.0
-    rng = np.random.default_rng(seed)
-    boots = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    boots = resampled_means(d, np.random.default_rng(seed), n_boot)
     centered = boots - d.mean()  # the null distribution: same spread, mean 0
     return float(min(1.0, (np.sum(np.abs(centered) >= abs(d.mean())) + 1) / (n_boot + 1)))
 
@@ -84,7 +93,7 @@ def paired_test(name_a: str, a: dict[str, float], name_b: str, b: dict[str, floa
 def _grouped_means(groups: Sequence[np.ndarray], rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """Bootstrap replicates of the macro mean: items are resampled within each group (task), and the
     replicate is the mean of the group means, so every task weighs the same whatever its size."""
-    per_group = [g[rng.integers(0, g.size, size=(n_boot, g.size))].mean(axis=1) for g in groups]
+    per_group = [resampled_means(g, rng, n_boot) for g in groups]
     return np.mean(per_group, axis=0)
 
 
