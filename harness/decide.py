@@ -220,6 +220,8 @@ def _rationale(pick: Option, ranked: list[Option], tied: list[Option], excluded:
     elif tied:
         names = ", ".join(o.strategy for o in tied)
         lines.append(f"Best on {by}; statistically tied with {names}, none of them cheaper.")
+    elif len(ranked) == 1:
+        lines.append("The only strategy that ran and meets the constraints.")
     else:
         lines.append(f"Best on {by} among {len(ranked)} candidates; every other is significantly below it.")
     runner = next((o for o in ranked if o is not pick), None)

@@ -48,6 +48,25 @@ def _plain_render(prompt: Prompt) -> str:
     return "\n\n".join(parts) + "\n\nAnswer:"
 
 
+def _token_batches(order: list[int], encoded: list[tuple[list[int], list[list[int]]]], batch_size: int,
+                   max_tokens: int) -> list[list[int]]:
+    """Consecutive groups of `order` (longest context first) of at most `batch_size` requests whose
+    padded width times rows (contexts, or continuations with their context) stays within `max_tokens`."""
+    batches: list[list[int]] = []
+    for i in order:
+        conts = encoded[i][1]
+        cur = batches[-1] if batches else None
+        if cur is not None and len(cur) < batch_size:
+            width = len(encoded[cur[0]][0])  # the longest context of the batch is its first
+            rows = sum(len(encoded[j][1]) for j in cur) + len(conts)
+            cont_w = max(len(c) for j in [*cur, i] for c in encoded[j][1])
+            if (len(cur) + 1) * width <= max_tokens and rows * (width + cont_w) <= max_tokens:
+                cur.append(i)
+                continue
+        batches.append([i])
+    return batches
+
+
 class ModelRuntime:
     """A causal LM and its tokenizer on one device, with batched generate and loglikelihood."""
 
@@ -121,36 +140,69 @@ class ModelRuntime:
     # ------------------------------------------------------------ scoring
     def loglikelihood(self, context: str, continuations: Sequence[str]) -> Scored:
         """log P(continuation | context) for each continuation; the context is run once."""
+        return self.loglikelihood_batch([(context, continuations)], batch_size=1)[0]
+
+    def loglikelihood_batch(self, requests: Sequence[tuple[str, Sequence[str]]], batch_size: int = 8,
+                            max_batch_tokens: int = 16384) -> list[Scored]:
+        """Score many (context, continuations) requests. Contexts are batched by similar length with
+        left padding and run once; every continuation then reuses its context's keys and values,
+        all continuations of a batch in one forward. `max_batch_tokens` caps rows x width of both
+        passes, so long few-shot contexts make smaller batches."""
+        encoded = [self._encode_request(ctx, conts) for ctx, conts in requests]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
+        out: list[Scored | None] = [None] * len(encoded)
+        for idx in _token_batches(order, encoded, batch_size, max_batch_tokens):
+            for i, scored in zip(idx, self._score_batch([encoded[i] for i in idx]), strict=True):
+                out[i] = scored
+        return [s for s in out if s is not None]
+
+    def _encode_request(self, context: str, continuations: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        ctx, conts = self.encode(context), [self.encode(c) for c in continuations]
+        if not ctx or not conts or any(not c for c in conts):
+            raise ValueError("context and continuations must each encode to at least one token")
+        return ctx, conts
+
+    def _score_batch(self, items: list[tuple[list[int], list[list[int]]]]) -> list[Scored]:
         import torch
 
-        ctx = self.encode(context)
-        conts = [self.encode(c) for c in continuations]
-        if not ctx or any(not c for c in conts):
-            raise ValueError("context and continuations must each encode to at least one token")
+        width = max(len(ctx) for ctx, _ in items)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(c)) + c for c, _ in items], device=self.device)
+        mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c, _ in items], device=self.device)
+        rows = [(b, cont) for b, (_, conts) in enumerate(items) for cont in conts]
         t0 = time.perf_counter()
         with torch.inference_mode():
-            first = self.model(input_ids=torch.tensor([ctx], device=self.device), use_cache=True)
-            head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)
-            tails = self._continuation_logprobs(first.past_key_values, len(ctx), conts)
-        scores = tuple(float(head[c[0]]) + tails[i] for i, c in enumerate(conts))
-        return Scored(scores, len(ctx), time.perf_counter() - t0)
+            first = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                               use_cache=True, logits_to_keep=1)
+            head = torch.log_softmax(first.logits[:, -1].float(), dim=-1)
+            tails = self._continuation_logprobs(first.past_key_values, mask, rows)
+            firsts = head[torch.tensor([b for b, _ in rows]), torch.tensor([c[0] for _, c in rows])]
+            totals = (firsts + tails).tolist()
+        latency = time.perf_counter() - t0
+        scored, r = [], 0
+        for ctx, conts in items:
+            scored.append(Scored(tuple(totals[r : r + len(conts)]), len(ctx), latency))
+            r += len(conts)
+        return scored
 
-    def _continuation_logprobs(self, cache: Any, ctx_len: int, conts: list[list[int]]) -> list[float]:
-        """Sum of log-probs of tokens 2..n of each continuation, all continuations in one batch."""
+    def _continuation_logprobs(self, cache: Any, ctx_mask: Any, rows: list[tuple[int, list[int]]]) -> Any:
+        """Sum of log-probs of tokens 2..n of each row's continuation after its context's cache."""
         import torch
 
-        width = max(len(c) for c in conts)
+        width = max(len(c) for _, c in rows)
         if width == 1:
-            return [0.0] * len(conts)
-        cache.batch_repeat_interleave(len(conts))
+            return torch.zeros(len(rows), device=self.device)
+        pick = torch.tensor([b for b, _ in rows], device=self.device)
+        cache.batch_select_indices(pick)
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([c + [pad] * (width - len(c)) for c in conts], device=self.device)
-        mask = torch.tensor([[1] * ctx_len + [1] * len(c) + [0] * (width - len(c)) for c in conts],
-                            device=self.device)
-        pos = torch.arange(ctx_len, ctx_len + width, device=self.device).expand(len(conts), -1)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache)
-        logp = torch.log_softmax(out.logits.float(), dim=-1)
-        return [float(sum(logp[i, j - 1, c[j]] for j in range(1, len(c)))) for i, c in enumerate(conts)]
+        ids = torch.tensor([c + [pad] * (width - len(c)) for _, c in rows], device=self.device)
+        cont_mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for _, c in rows], device=self.device)
+        start = ctx_mask.sum(-1)[pick]
+        pos = start[:, None] + torch.arange(width, device=self.device)[None, :]
+        out = self.model(input_ids=ids, attention_mask=torch.cat([ctx_mask[pick], cont_mask], dim=1),
+                         position_ids=pos, past_key_values=cache)
+        logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        return (logp * cont_mask[:, 1:]).sum(-1)
 
     def token_nll(self, texts: Sequence[str], batch_size: int = 8) -> list[tuple[float, int]]:
         """(summed negative log-likelihood, number of predicted tokens) for each text."""

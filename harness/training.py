@@ -123,6 +123,7 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
         warmup_steps=o.warmup_steps, logging_steps=max(1, o.eval_every // 2), seed=seed, data_seed=seed,
         report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
         bf16=device.startswith("cuda"), dataloader_num_workers=0, train_sampling_strategy="group_by_length",
+        include_num_input_tokens_seen="non_padding",
         **eval_kw, **extra,
     )
 
@@ -132,6 +133,7 @@ def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: 
     """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss."""
     from datasets import Dataset
     from transformers import EarlyStoppingCallback, Trainer
+    from transformers.trainer_callback import PrinterCallback
 
     train = tokenize_pairs(rt, sft_pairs(rt, suite, "train", o.system), o.max_seq_len)
     dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", o.system), o.max_seq_len)
@@ -145,9 +147,10 @@ def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: 
         data_collator=PadCollator(rt.tokenizer.pad_token_id), train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)  # the CLI shows progress; the curve is in the record
     t0 = time.perf_counter()
     state = trainer.train().global_step
-    tokens = sum(len(r["input_ids"]) for r in train) * max(1, round(o.epochs))
+    tokens = int(trainer.state.num_input_tokens_seen)  # non-padding tokens of every training batch
     curve = _curve(trainer.state.log_history)
     best = trainer.state.best_metric
     planned = trainer.state.max_steps

@@ -53,3 +53,27 @@ def test_plain_render_without_chat_template():
     prompt = Prompt((Message("system", "S"), Message("user", "Q1"), Message("assistant", "A1"),
                      Message("user", "Q2")))
     assert _plain_render(prompt) == "S\n\nQuestion: Q1\n\nAnswer: A1\n\nQuestion: Q2\n\nAnswer:"
+
+
+def test_batched_loglikelihood_equals_one_request_at_a_time(tiny_runtime):
+    """Left-padded contexts of different lengths, choices of different counts and token lengths."""
+    texts = ["Classify the text: pay all invoices.", "Pay", "Either party may terminate this agreement on ninety",
+             "What is the capital of France? Answer with a short phrase."]
+    requests = [(tiny_runtime.render(Prompt((Message("user", t),))), choices) for t, choices in zip(texts, [
+        ["payment", "termination"], ["x", "Paris", "thirty days notice", "y"], ["days"], ["Paris", "France Paris"]],
+        strict=True)]
+    batched = tiny_runtime.loglikelihood_batch(requests, batch_size=4)
+    tight = tiny_runtime.loglikelihood_batch(requests, batch_size=4, max_batch_tokens=64)
+    for (context, choices), b, t in zip(requests, batched, tight, strict=True):
+        for choice, lp, lt in zip(choices, b.logprobs, t.logprobs, strict=True):
+            assert lp == pytest.approx(brute_logprob(tiny_runtime, context, choice), abs=1e-4)
+            assert lt == pytest.approx(lp, abs=1e-4)
+        assert b.prompt_tokens == len(tiny_runtime.encode(context))
+
+
+def test_token_batches_respect_size_and_token_budget():
+    from harness.runtime import _token_batches
+
+    encoded = [([1] * n, [[1], [1, 2]]) for n in (50, 40, 30, 10, 10)]
+    assert _token_batches([0, 1, 2, 3, 4], encoded, 2, 10_000) == [[0, 1], [2, 3], [4]]
+    assert _token_batches([0, 1, 2, 3, 4], encoded, 8, 100) == [[0], [1], [2], [3, 4]]
