@@ -80,10 +80,14 @@ class Analysis:
         return next(s for s in self.summaries if s.strategy == strategy)
 
     def paired(self, a: str, b: str) -> PairedTest:
-        """a vs b on the items both answered, stratified by task (memoized: the report asks twice)."""
-        if (a, b) not in self._paired:
-            self._paired[(a, b)] = grouped_paired_test(a, self.items[a], b, self.items[b], seed=self.seed)
-        return self._paired[(a, b)]
+        """a vs b on the items both answered, stratified by task. Computed once per unordered pair
+        (b vs a is the same test with the sign flipped, so both orders give the same p-value)."""
+        first, second = sorted((a, b))
+        if (first, second) not in self._paired:
+            self._paired[(first, second)] = grouped_paired_test(first, self.items[first], second,
+                                                                self.items[second], seed=self.seed)
+        t = self._paired[(first, second)]
+        return t if first == a else PairedTest(a, b, -t.diff, t.p_value, t.n, t.method)
 
 
 def cell_item_scores(rec: CellRecord) -> dict[ItemKey, float]:
@@ -154,8 +158,8 @@ def summarize(strategy: str, cells: Sequence[CellRecord],
               seed: int = 0) -> tuple[StrategySummary, dict[ItemKey, float]]:
     """One strategy's summary and its seed-averaged item scores."""
     cells = sorted(cells, key=lambda c: c.seed)
-    seeds = tuple(c.seed for c in cells)
     ok = [c for c in cells if c.status == "ok"]
+    seeds = tuple(c.seed for c in (ok or cells))
     if not ok:
         nan = Interval(math.nan, math.nan, math.nan, 0)
         return StrategySummary(strategy, cells[0].status, cells[0].error, seeds, nan, ()), {}

@@ -80,14 +80,14 @@ def fmt_usd(x: float) -> str:
         return "$0"
     if abs(x) >= 100:
         return f"${x:,.0f}"
-    if abs(x) >= 1:
+    if abs(x) >= 0.995:
         return f"${x:,.2f}"
-    return f"${x:.2g}" if abs(x) < 0.001 else f"${x:.4f}".rstrip("0")
+    return f"${x:.2g}"
 
 
 def fmt_count(n: float) -> str:
     """2,300,000 -> '2.3 M'."""
     for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= size:
+        if round(n / size, 1) >= 1:
             return f"{n / size:.1f} {unit}"
     return f"{n:.0f}"

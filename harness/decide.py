@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.analysis import Analysis, StrategySummary
-from harness.cost import Cost, fmt_count, fmt_usd, strategy_cost
+from harness.cost import DEFAULT_PRICES, Cost, fmt_count, fmt_usd, strategy_cost
 from harness.errors import HarnessError
 
 Criterion = Literal["accuracy", "cost", "latency", "forgetting"]
@@ -47,8 +47,33 @@ class Constraints(BaseModel):
                                          "the price table).")
     prices: dict[str, float] = Field(default_factory=dict, description="Price table overrides: cpu, a100, h100...")
 
+    @field_validator("weights", "prices")
+    @classmethod
+    def _finite_non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, x in v.items():
+            if not math.isfinite(x) or x < 0:
+                raise ValueError(f"{key}: {x} must be a finite number >= 0")
+        return v
+
+    @field_validator("prices")
+    @classmethod
+    def _known_hardware(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(DEFAULT_PRICES))
+        if unknown:
+            raise ValueError(f"unknown hardware {', '.join(unknown)} (known: {', '.join(DEFAULT_PRICES)})")
+        return v
+
     def queries(self) -> float:
         return self.queries_per_month * self.months
+
+    def by_score(self) -> bool:
+        """Ranking by score alone (no weights, or accuracy only): then ties go to the cheaper."""
+        return not any(w for k, w in self.weights.items() if k != "accuracy")
+
+    def cost_basis(self) -> str:
+        if not self.queries_per_month:
+            return "adaptation cost (no query volume given)"
+        return f"total cost over {self.months} months at {fmt_count(self.queries_per_month)} queries/month"
 
 
 def parse_weights(text: str | None) -> dict[str, float]:
@@ -62,7 +87,7 @@ def parse_weights(text: str | None) -> dict[str, float]:
             out[key.strip()] = float(value) if sep else math.nan
         except ValueError:
             raise HarnessError(f"--weights: {part.strip()!r} is not name=number") from None
-        if math.isnan(out[key.strip()]) or out[key.strip()] < 0:
+        if not math.isfinite(out[key.strip()]) or out[key.strip()] < 0:
             raise HarnessError(f"--weights: {part.strip()!r} needs a number >= 0")
     return out
 
@@ -98,8 +123,10 @@ class Decision:
 
 def _violations(s: StrategySummary, tco: float, c: Constraints) -> str | None:
     """Why a strategy cannot be picked, in measured numbers; None when it can."""
-    if s.status != "ok" or math.isnan(s.score.mean):
+    if s.status != "ok":
         return f"{s.status}: {s.reason}" if s.reason else s.status
+    if math.isnan(s.score.mean):
+        return "no scored test items"
     checks = [
         (c.max_latency_ms, s.p50_ms, lambda v, lim: f"p50 latency {v:.0f} ms > {lim:.0f} ms limit",
          "latency not measured"),
@@ -124,14 +151,27 @@ def _option(s: StrategySummary, c: Constraints) -> Option:
                   s.peak_mem_gb, excluded=_violations(s, tco, c))
 
 
-def _objectives(o: Option) -> tuple[float, float, float, float]:
-    """Larger is better on every axis (missing latency/forgetting count as 0)."""
-    return (o.score, -o.tco_usd, -(o.p50_ms or 0.0), -(o.forgetting_pt or 0.0))
+def _filled(values: Sequence[float | None]) -> list[float]:
+    """A missing figure counts as the worst (largest) one present, never as the best."""
+    present = [v for v in values if v is not None]
+    worst = max(present) if present else 0.0
+    return [worst if v is None else v for v in values]
+
+
+def _axes(options: Sequence[Option]) -> dict[str, list[float]]:
+    """Each criterion per option, oriented so that larger is better."""
+    return {
+        "accuracy": [o.score for o in options],
+        "cost": [-o.tco_usd for o in options],
+        "latency": [-v for v in _filled([o.p50_ms for o in options])],
+        "forgetting": [-v for v in _filled([o.forgetting_pt for o in options])],
+    }
 
 
 def pareto(options: Sequence[Option]) -> set[str]:
     """Names of the options no other option dominates (at least as good on every axis, better on one)."""
-    objs = {o.strategy: _objectives(o) for o in options}
+    axes = _axes(options)
+    objs = {o.strategy: tuple(axes[k][i] for k in axes) for i, o in enumerate(options)}
 
     def dominated(a: str) -> bool:
         return any(all(x >= y for x, y in zip(objs[b], objs[a], strict=True)) and objs[b] != objs[a]
@@ -140,21 +180,17 @@ def pareto(options: Sequence[Option]) -> set[str]:
     return {name for name in objs if not dominated(name)}
 
 
-def _scaled(values: Sequence[float], higher_is_better: bool) -> list[float]:
+def _scaled(values: Sequence[float]) -> list[float]:
+    """0 for the worst, 1 for the best (larger is better); all 1 when they are equal."""
     lo, hi = min(values), max(values)
     if hi - lo <= 1e-12:
         return [1.0] * len(values)
-    return [(v - lo) / (hi - lo) if higher_is_better else (hi - v) / (hi - lo) for v in values]
+    return [(v - lo) / (hi - lo) for v in values]
 
 
 def utilities(options: Sequence[Option], weights: Mapping[Criterion, float]) -> list[float]:
     w: dict[str, float] = {str(k): v for k, v in weights.items()} or {"accuracy": 1.0}
-    columns = {
-        "accuracy": _scaled([o.score for o in options], True),
-        "cost": _scaled([o.tco_usd for o in options], False),
-        "latency": _scaled([o.p50_ms or 0.0 for o in options], False),
-        "forgetting": _scaled([o.forgetting_pt or 0.0 for o in options], False),
-    }
+    columns = {k: _scaled(v) for k, v in _axes(options).items()}
     total = sum(w.values()) or 1.0
     return [sum(w.get(k, 0.0) * col[i] for k, col in columns.items()) / total for i in range(len(options))]
 
@@ -168,9 +204,19 @@ def _rank(candidates: list[Option], c: Constraints) -> list[Option]:
     return sorted(scored, key=lambda o: (-o.utility, -o.score, o.tco_usd, o.strategy))
 
 
-def _cheapest_tied(ranked: list[Option], analysis: Analysis) -> tuple[Option, list[Option]]:
+def _tied(a: str, b: str, analysis: Analysis) -> bool:
+    """No significant score difference on a non-empty set of shared items."""
+    test = analysis.paired(a, b)
+    return test.n > 0 and test.p_value >= ALPHA
+
+
+def _cheapest_tied(ranked: list[Option], analysis: Analysis, c: Constraints) -> tuple[Option, list[Option]]:
+    """With ranking by score, the cheapest of the leader and the candidates tied with it; with
+    other weights, the leader (the weights already say how much cost counts)."""
     leader = ranked[0]
-    tied = [o for o in ranked[1:] if analysis.paired(o.strategy, leader.strategy).p_value >= ALPHA]
+    if not c.by_score():
+        return leader, []
+    tied = [o for o in ranked[1:] if _tied(o.strategy, leader.strategy, analysis)]
     group = [leader, *tied]
     best = min(group, key=lambda o: (round(o.tco_usd, 12), o.cost.usd_per_1k_queries, -o.utility, o.strategy))
     return best, tied
@@ -185,7 +231,7 @@ def recommend(analysis: Analysis, c: Constraints) -> Decision:
         why = "; ".join(f"{o.strategy} ({o.excluded})" for o in excluded) or "no strategy ran"
         return Decision(None, (f"No strategy meets the constraints: {why}.",), tuple(excluded), c)
     ranked = _rank(candidates, c)
-    pick, tied = _cheapest_tied(ranked, analysis)
+    pick, tied = _cheapest_tied(ranked, analysis, c)
     text = _rationale(pick, ranked, tied, excluded, analysis, c)
     return Decision(pick.strategy, text, (*ranked, *excluded), c, tuple(o.strategy for o in tied))
 
@@ -215,15 +261,18 @@ def _rationale(pick: Option, ranked: list[Option], tied: list[Option], excluded:
     if pick is not leader:
         test = analysis.paired(pick.strategy, leader.strategy)
         lines.append(f"{leader.strategy} leads on {by} but is statistically tied with {pick.strategy} "
-                     f"({test.verdict()}); the cheaper wins: {pick.strategy} "
+                     f"({test.verdict()}); the cheaper wins on {c.cost_basis()}: {pick.strategy} "
                      f"{fmt_usd(pick.tco_usd)} vs {fmt_usd(leader.tco_usd)}.")
     elif tied:
         names = ", ".join(o.strategy for o in tied)
-        lines.append(f"Best on {by}; statistically tied with {names}, none of them cheaper.")
+        lines.append(f"Best on {by}; statistically tied on score with {names}, none of them cheaper on "
+                     f"{c.cost_basis()}.")
     elif len(ranked) == 1:
         lines.append("The only strategy that ran and meets the constraints.")
+    elif c.by_score():
+        lines.append(f"Best on {by} among {len(ranked)} candidates; every other scores significantly lower.")
     else:
-        lines.append(f"Best on {by} among {len(ranked)} candidates; every other is significantly below it.")
+        lines.append(f"Best on {by} among {len(ranked)} candidates.")
     runner = next((o for o in ranked if o is not pick), None)
     if runner is not None:
         t = analysis.paired(runner.strategy, pick.strategy)

@@ -58,7 +58,7 @@ def _ranked_choice(
 ) -> list[Prediction]:
     preds = []
     requests = [(rt.render(p) + rt.answer_prefix(), ex.choices) for ex, p in zip(examples, prompts, strict=True)]
-    for ex, p, scored in zip(examples, prompts, rt.loglikelihood_batch(requests, max(32, batch_size)), strict=True):
+    for ex, p, scored in zip(examples, prompts, rt.loglikelihood_batch(requests, batch_size), strict=True):
         best = max(range(len(ex.choices)), key=lambda i: scored.logprobs[i])
         choice = ex.choices[best]
         preds.append(Prediction(ex.id, task.name, choice, ex.target, {"accuracy": M.accuracy(choice, ex.target)},

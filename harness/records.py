@@ -109,6 +109,8 @@ class AdaptReport:
     wall_s: float = 0.0
     peak_mem_bytes: int = 0
     artifact_bytes: int = 0
+    artifact_sha256: str | None = None
+    """sha256 of the saved weights when they were not kept (full fine-tuning with keep_weights off)."""
     train_tokens: int = 0
     notes: str = ""
     extras: dict[str, float] = field(default_factory=dict)

@@ -201,7 +201,9 @@ class ModelRuntime:
         pos = start[:, None] + torch.arange(width, device=self.device)[None, :]
         out = self.model(input_ids=ids, attention_mask=torch.cat([ctx_mask[pick], cont_mask], dim=1),
                          position_ids=pos, past_key_values=cache)
-        logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+        logits = out.logits[:, :-1]  # token j of a continuation is predicted at position j - 1
+        picked = logits.gather(-1, ids[:, 1:, None])[..., 0].float()
+        logp = picked - torch.logsumexp(logits.float(), dim=-1)  # log-softmax without a vocabulary-wide copy
         return (logp * cont_mask[:, 1:]).sum(-1)
 
     def token_nll(self, texts: Sequence[str], batch_size: int = 8) -> list[tuple[float, int]]:

@@ -26,6 +26,19 @@ def folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+def drop_weights(folder: Path) -> str:
+    """Delete the safetensors files of `folder` (configs stay), returning the sha256 of their bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")):
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        f.unlink()
+    return digest.hexdigest()
+
+
 class _Trained:
     """Shared adapt/prompts of weight strategies; subclasses say how to build the trainable model."""
 
@@ -52,7 +65,10 @@ class _Trained:
         model.eval()
         artifact = run.work_dir / "artifact"
         model.save_pretrained(artifact)
-        return Adapted(rt, replace(self._report(model, result, folder_bytes(artifact)), update=update))
+        report = replace(self._report(model, result, folder_bytes(artifact)), update=update)
+        if not getattr(self.options, "keep_weights", True):
+            report = replace(report, artifact_sha256=drop_weights(artifact))
+        return Adapted(rt, report)
 
     def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
         optim = self.cuda_optimizer if run.device.startswith("cuda") else None
@@ -147,6 +163,8 @@ class Qlora(Lora):
 
 class FullOptions(TrainOptions):
     learning_rate: float = Field(1e-4, gt=0, le=1.0)
+    keep_weights: bool = Field(True, description="Keep the fine-tuned weights (a full copy of the model) in the "
+                               "cell folder; off: record their sha256 and size, then delete them.")
 
 
 class FullFinetune(_Trained):

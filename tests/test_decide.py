@@ -128,7 +128,7 @@ def test_best_score_wins_when_it_is_significantly_better():
     d = recommend(analyze(recs), Constraints())
     assert d.pick == "lora"
     assert d.rationale[0].startswith("Pick lora: score 0.900")
-    assert "significantly below" in d.rationale[1]
+    assert "every other scores significantly lower" in d.rationale[1]
 
 
 def test_statistical_tie_goes_to_the_cheaper_and_says_so():
@@ -203,3 +203,52 @@ def test_knowledge_update_cost_is_priced():
     c = strategy_cost(analyze([rec]).get("rag"), price_per_hour=1.0)
     assert c.update_usd == pytest.approx(0.01)
     assert math.isfinite(c.usd_per_1k_queries)
+
+
+def test_ties_go_to_the_cheaper_only_when_ranking_by_score():
+    fast = cell("fast", [1] * 30 + [0] * 20, p50_s=0.01, adapt_s=3600)
+    slow = cell("slow", [1] * 31 + [0] * 19, p50_s=5.0)
+    d = recommend(analyze([fast, slow]), Constraints(weights={"latency": 1}))
+    assert d.pick == "fast" and d.tied == ()
+    assert "scores significantly lower" not in " ".join(d.rationale)
+    assert recommend(analyze([fast, slow]), Constraints()).pick == "slow"  # tied on score: slow costs $0
+
+
+def test_paired_tests_are_symmetric_in_their_arguments():
+    rng = np.random.default_rng(4)
+    recs = [cell("a", list(rng.integers(0, 2, 40)), f1=list(rng.random(15))),
+            cell("b", list(rng.integers(0, 2, 40)), f1=list(rng.random(15)))]
+    an = analyze(recs)
+    ab, ba = an.paired("a", "b"), an.paired("b", "a")
+    assert ab.p_value == ba.p_value and ab.diff == -ba.diff and ba.a == "b"
+
+
+def test_no_shared_items_is_not_a_tie():
+    one = cell("one", [1] * 20)
+    other = replace(cell("other", [0] * 20), predictions=tuple(
+        replace(p, example_id=f"x{p.example_id}") for p in cell("other", [0] * 20).predictions))
+    assert recommend(analyze([one, other]), Constraints()).pick == "one"
+
+
+def test_missing_latency_counts_as_the_worst_not_the_best():
+    a = cell("a", [1] * 20)
+    b = replace(cell("b", [1] * 20), latency=None)
+    d = recommend(analyze([a, b]), Constraints(weights={"latency": 1}))
+    assert d.pick == "a"
+
+
+def test_constraints_reject_non_finite_weights_and_unknown_hardware():
+    with pytest.raises(ValueError, match="finite"):
+        Constraints(weights={"accuracy": float("inf")})
+    with pytest.raises(ValueError, match="unknown hardware"):
+        Constraints(prices={"tpu": 1.0})
+    with pytest.raises(HarnessError):
+        parse_weights("accuracy=inf")
+
+
+def test_cli_shows_error_text_with_brackets_verbatim(capsys):
+    from harness.cli.recommend import show
+
+    failed = replace(cell("x", [], status="failed"), error="[/INST] broke [bold]")
+    show(recommend(analyze([cell("a", [1, 0]), failed]), Constraints()))
+    assert "[/INST] broke [bold]" in capsys.readouterr().out

@@ -98,3 +98,13 @@ def test_knowledge_update_trains_on_held_out_documents(tmp_path, mini_suite, tin
     assert upd is not None and upd.method == "continued-training" and upd.n_docs == 1
     assert upd.n_items == 2 and upd.wall_s > 0
     assert (tmp_path / "cell" / "update").is_dir()
+
+
+def test_full_ft_can_record_hash_and_size_instead_of_keeping_weights(tmp_path, mini_suite, tiny_runtime,
+                                                                     tiny_model_dir):
+    cls = REGISTRY.get("full-ft")
+    run = ctx(tmp_path, tiny_runtime, tiny_model_dir)
+    report = cls(cls.Options(max_steps=1, batch_size=2, keep_weights=False)).adapt(run, mini_suite).report
+    assert not list((run.work_dir / "artifact").glob("*.safetensors"))
+    assert report.artifact_sha256 is not None and len(report.artifact_sha256) == 64
+    assert report.artifact_bytes > 4 * 100_000  # the weights' size is still recorded (fp32, ~150k params)

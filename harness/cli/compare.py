@@ -7,10 +7,12 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from harness.cli import constraints as C
+from harness.cli.recommend import show as show_decision
 
 console = Console()
 
@@ -28,19 +30,19 @@ class ProgressView:
 
     def __call__(self, event: str, **data: Any) -> None:
         cell = data.get("cell")
-        label = f"{cell.strategy} seed {cell.seed}" if cell else ""
+        label = escape(f"{cell.strategy} seed {cell.seed}") if cell else ""  # names are data, never markup
         if event == "model_loading":
             self.progress.update(self.bar, description=f"loading model {data['model'].ref} (first use converts it)")
         elif event == "cell_start":
             self.progress.update(self.bar, description=f"{label}: adapting")
         elif event == "task_start":
-            self.progress.update(self.bar, description=f"{label}: {data['task']} ({data['n']} items)")
+            self.progress.update(self.bar, description=f"{label}: {escape(data['task'])} ({data['n']} items)")
         elif event == "task_done":
             self.progress.advance(self.bar, data["n"])
         elif event == "cell_done":
             rec = data["record"]
             style = {"ok": "green", "skipped": "yellow"}.get(rec.status, "red")
-            extra = f": {rec.error}" if rec.error else ""
+            extra = f": {escape(rec.error)}" if rec.error else ""
             self.progress.console.print(f"[{style}]{rec.status}[/] {label}{extra}", soft_wrap=True)
         elif event == "cell_cached" and cell is not None:
             self.progress.console.print(f"[cyan]reused[/] {label} ({cell.cell_id})")
@@ -62,16 +64,6 @@ def _summary(records: list[Any]) -> Table:
         p50 = f"{r.latency.p50_s * 1000:.0f}" if r.latency else "–"
         table.add_row(r.strategy, str(r.seed), r.status, *cells, p50)
     return table
-
-
-def _decision(records: list[Any], constraints: dict[str, Any]) -> None:
-    from harness.analysis import analyze
-    from harness.decide import Constraints, recommend
-
-    decision = recommend(analyze(records), Constraints.model_validate(constraints))
-    console.print(f"[bold]decision: {decision.pick or 'none'}[/]")
-    for line in decision.rationale:
-        console.print(f"- {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def compare(
@@ -141,9 +133,9 @@ def compare(
         runner.emit = ProgressView(progress, total=len(pending) * per_cell)
         records = runner.run()
     run_dir = base / plan.run_id
-    report = write_run(run_dir, plan.run_id, records, decide)
+    _, decision = write_run(run_dir, plan.run_id, records, decide)
     console.print(_summary(records))
-    _decision(records, report.constraints)
+    show_decision(decision)
     console.print(f"report: {run_dir / 'report.html'}\n        {run_dir / 'report.md'}")
     if any(r.status == "failed" for r in records):
         raise typer.Exit(1)

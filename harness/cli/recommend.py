@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from harness.cli import constraints as C
+
+if TYPE_CHECKING:
+    from harness.decide import Decision
 
 
 def recommend(
@@ -44,21 +49,20 @@ def recommend(
         Console().print(f"saved; re-rendered {run_dir / 'report.html'}")
 
 
-def show(decision: object) -> None:
+def show(decision: Decision) -> None:
+    """The decision and its reasons, then every option with its figures (plain text, no markup)."""
     from harness.cost import fmt_usd
-    from harness.decide import Decision
 
-    assert isinstance(decision, Decision)
     console = Console(highlight=False)
-    console.print(f"[bold]Decision: {decision.pick or 'none'}[/]")
+    console.print(Text(f"Decision: {decision.pick or 'none'}", style="bold"))
     for line in decision.rationale:
         console.print(f"- {line}", markup=False, soft_wrap=True)
     table = Table(title="options")
     for col in ("strategy", "score", "total USD", "p50 ms", "forgetting pt", "front", "excluded"):
         table.add_column(col)
     for o in decision.options:
-        table.add_row(o.strategy, f"{o.score:.3f}", fmt_usd(o.tco_usd),
-                      "–" if o.p50_ms is None else f"{o.p50_ms:.0f}",
-                      "–" if o.forgetting_pt is None else f"{o.forgetting_pt:+.1f}", "yes" if o.front else "",
-                      o.excluded or "")
+        cells = (o.strategy, f"{o.score:.3f}", fmt_usd(o.tco_usd), "–" if o.p50_ms is None else f"{o.p50_ms:.0f}",
+                 "–" if o.forgetting_pt is None else f"{o.forgetting_pt:+.1f}", "yes" if o.front else "",
+                 o.excluded or "")
+        table.add_row(*(Text(c) for c in cells))  # Text: error messages may hold [brackets], never markup
     console.print(table)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.cache import atomic_write_text
 from harness.errors import HarnessError
 from harness.provenance import now
 from harness.records import CellRecord, from_json, to_json
+
+if TYPE_CHECKING:
+    from harness.decide import Decision
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -163,7 +166,7 @@ def decision_context(report: RunReport, records: list[CellRecord]) -> dict[str, 
     constraints = Constraints.model_validate(report.constraints)
     analysis = analyze(records)
     decision = recommend(analysis, constraints)
-    rows = views.summary_rows(analysis, decision, constraints)
+    rows = views.summary_rows(analysis, decision)
     return {
         "constraints": constraints, "decision": decision, "summary": rows,
         "pairs": views.pair_verdicts(analysis), "break_evens": views.break_even_lines(rows),
@@ -199,8 +202,9 @@ def _env(autoescape: bool) -> Any:
     return env
 
 
-def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> None:
-    """report.md (charts as files under charts/) and a self-contained report.html (charts inline)."""
+def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> Decision:
+    """report.md (charts as files under charts/) and a self-contained report.html (charts inline);
+    returns the decision the report carries."""
     from markupsafe import Markup
 
     ctx = context(report, records)
@@ -210,10 +214,12 @@ def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> None:
     inline = {name: Markup(svg) for name, svg in ctx["charts"].items()}  # built escaped by harness.report.charts
     html_text = _env(True).get_template("report.html.j2").render(**{**ctx, "charts": inline})
     atomic_write_text(run_dir / "report.html", html_text)
+    decision: Decision = ctx["decision"]
+    return decision
 
 
 def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
-              constraints: dict[str, Any] | None = None) -> RunReport:
+              constraints: dict[str, Any] | None = None) -> tuple[RunReport, Decision]:
     """Copy the records into the run folder, write report.json, render markdown and HTML."""
     refs = []
     for rec in records:
@@ -224,8 +230,7 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
     report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
                        constraints or {})
     atomic_write_text(run_dir / "report.json", to_json(report))
-    render(report, records, run_dir)
-    return report
+    return report, render(report, records, run_dir)
 
 
 def load_run(run_dir: Path) -> tuple[RunReport, list[CellRecord]]:

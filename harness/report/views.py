@@ -27,7 +27,7 @@ class SummaryRow:
     picked: bool
 
 
-def summary_rows(analysis: Analysis, decision: Decision, c: Constraints) -> list[SummaryRow]:
+def summary_rows(analysis: Analysis, decision: Decision) -> list[SummaryRow]:
     opts = {o.strategy: o for o in decision.options}
     rows = []
     for s in analysis.summaries:
@@ -107,7 +107,7 @@ def chart_pareto(rows: list[SummaryRow], c: Constraints) -> str:
     points = [charts.Point(r.s.strategy, r.tco_usd, r.s.score.mean, r.s.score.low, r.s.score.high, r.front)
               for r in ok]
     positive = [p.x for p in points if p.x > 0]
-    log = bool(positive) and (min(positive) <= 0 or max(positive) / min(positive) > 100 or len(positive) < len(points))
+    log = bool(positive) and (max(positive) / min(positive) > 100 or len(positive) < len(points))
     volume = f" + {fmt_count(c.queries())} queries" if c.queries() else ""
     return charts.scatter(points, "Score vs cost (Pareto front filled)", f"USD: adaptation{volume}",
                           "score (95% CI)", x_log=log)
