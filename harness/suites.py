@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,6 +139,8 @@ class SuiteSpec(BaseModel):
     license: str = ""
     corpus: str | None = None
     retention: str | None = None
+    source: dict[str, str | int | float | bool | list[str]] | None = None
+    """Where an imported suite came from (format, path, options, carving): written by the adapters."""
     tasks: dict[str, TaskSpec] = Field(min_length=1)
 
 
@@ -167,6 +169,10 @@ class Suite:
     retention: str | None
     data_hash: str
     """sha256 of every file the suite reads: part of each cell's identity."""
+    source: dict[str, Any] = field(default_factory=dict)
+    """suite.toml's `[source]` table (imported suites): format, path, options, carving."""
+    notes: tuple[str, ...] = ()
+    """What loading changed, in words (e.g. duplicate items dropped by `load_suite`)."""
 
     def task(self, name: str) -> Task:
         return next(t for t in self.tasks if t.name == name)
@@ -323,6 +329,7 @@ def load_suite_dir(root: Path) -> Suite:
         corpus=corpus,
         retention=spec.retention,
         data_hash=_data_hash(root, spec),
+        source=dict(spec.source or {}),
     )
 
 
@@ -344,21 +351,48 @@ def available_suites() -> dict[str, Path]:
     return found
 
 
+def _adapter_ref(ref: str) -> tuple[str, str] | None:
+    """(format, source) for a ref like `contractnli:data/dev.json` whose format is registered."""
+    fmt, sep, source = ref.partition(":")
+    if not sep or Path(ref).exists():
+        return None
+    from harness.adapters import formats
+
+    return (fmt, source) if fmt in formats() else None
+
+
 def resolve_suite(ref: str) -> Path:
-    """A suite folder from a name (searched on the suite path) or a path to a folder."""
+    """A suite folder from a name (searched on the suite path), a path to a folder, or
+    `<format>:<path>`: the source imported once into the cache (see harness.adapters)."""
     path = Path(ref).expanduser()
     if (path / "suite.toml").is_file():
         return path.resolve()
+    if adapter := _adapter_ref(ref):
+        from harness.adapters import cached_import
+
+        return cached_import(*adapter)
     known = available_suites()
     if ref in known:
         return known[ref]
     if path.exists():
         raise HarnessError(f"{path}: no suite.toml in this folder")
+    fmt, sep, _ = ref.partition(":")
+    if sep and len(fmt) > 1:
+        from harness.adapters import formats
+
+        raise HarnessError(f"unknown suite {ref!r}: {fmt!r} is not a known format (formats: {', '.join(formats())})")
     hint = difflib.get_close_matches(ref, list(known), n=1)
     msg = f"unknown suite {ref!r}"
     msg += f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known) or 'none'})"
     raise HarnessError(msg)
 
 
-def load_suite(ref: str) -> Suite:
-    return load_suite_dir(resolve_suite(ref))
+def load_suite(ref: str, dedupe: bool = True) -> Suite:
+    """The suite `ref` names (see `resolve_suite`), validated; with `dedupe`, duplicate items inside
+    a split are dropped (the first kept) and counted in `Suite.notes` (see harness.hygiene)."""
+    suite = load_suite_dir(resolve_suite(ref))
+    if not dedupe:
+        return suite
+    from harness.hygiene import drop_duplicates
+
+    return drop_duplicates(suite)

@@ -53,7 +53,10 @@ class _Trained:
         raise NotImplementedError
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        from transformers import set_seed
+
         base = run.load_base()
+        set_seed(run.seed)  # adapter init (peft draws from the global RNG) must not depend on earlier cells
         model = self.trainable_model(run, base)
         rt = ModelRuntime(model, base.tokenizer, base.spec, base.device)
         docs = sorted(d.id for d in suite.corpus)

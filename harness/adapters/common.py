@@ -122,7 +122,8 @@ def read_delimited(path: Path, delimiter: str, header: bool = True) -> Iterator[
                 raise HarnessError(f"{path}:{reader.line_num}: {len(fields)} fields, but {what} has {width}")
             yield reader.line_num, fields
     except csv.Error as e:
-        raise HarnessError(f"{path}:{reader.line_num}: malformed {kind}: {e}") from None
+        reason = str(e).replace("\t", "\\t")
+        raise HarnessError(f"{path}:{reader.line_num}: malformed {kind}: {reason}") from None
 
 
 def read_table(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -154,6 +155,10 @@ def _toml_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_str(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -164,7 +169,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_toml_str(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
@@ -177,14 +182,14 @@ def suite_toml(data: SuiteData) -> str:
              f"license = {_toml_str(data.license)}"]
     if data.corpus:
         lines.append('corpus = "corpus/"')
-    lines += ["", "[source]", *(f"{_toml_str(k)} = {_toml_value(v)}" for k, v in data.source.items())]
+    lines += ["", "[source]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.source.items())]
     for t in data.tasks:
         entry: dict[str, Any] = {"kind": t.kind}
         for key in ("labels", "metrics", "instruction", "max_new_tokens"):
             if getattr(t, key):
                 entry[key] = getattr(t, key)
         entry["splits"] = {s: _split_path(t, s) for s, items in t.splits.items() if items or s == "test"}
-        lines += ["", f"[tasks.{_toml_str(t.name)}]", *(f"{k} = {_toml_value(v)}" for k, v in entry.items())]
+        lines += ["", f"[tasks.{_toml_key(t.name)}]", *(f"{k} = {_toml_value(v)}" for k, v in entry.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -203,3 +208,10 @@ def write_suite(data: SuiteData, out: Path) -> None:
         (out / "corpus").mkdir()
         for doc_id, text in data.corpus.items():
             (out / "corpus" / f"{doc_id}.txt").write_text(text, encoding="utf-8")
+
+
+def source_record(fmt: str, source: str, options: ImportOptions, **more: Any) -> dict[str, Any]:
+    """suite.toml's `[source]` table: format, resolved path (or the dataset id), options, and `more`."""
+    path = Path(source).expanduser()
+    where = str(path.resolve()) if path.exists() else source
+    return {"format": fmt, "path": where, **options.describe(), **more}

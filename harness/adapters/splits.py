@@ -3,8 +3,9 @@
 Items are first gathered into groups that must not be separated (all hypotheses of one contract,
 or identical texts, so a duplicate never lands on both sides of a split). Groups are ordered by
 stratum (their majority label), shuffled within each stratum by a seeded `random.Random`, and then
-dealt one by one to the split that is furthest below its share of the items dealt so far. That
-keeps every stratum's proportions close to the fractions and the totals within one group of them.
+dealt one by one to the split whose quota (its fraction of all items) is the least filled. Every
+split fills at the same pace, so each stratum is spread in proportion, the totals end within one
+group of the fractions, and with at least as many groups as splits none is left empty.
 """
 
 from __future__ import annotations
@@ -56,14 +57,16 @@ def carve(
     """Split `items` by `fractions` (default 70/15/15 train/dev/test), keeping each `group` whole
     and each `label` stratum in proportion. The same items and seed give the same splits."""
     fractions = fractions or DEFAULT_FRACTIONS
+    quotas = {name: f * len(items) for name, f in fractions.items() if f > 0}
     out: dict[str, list[T]] = {name: [] for name in fractions}
-    dealt = 0
     for members in _ordered(_groups(items, group), label, random.Random(seed)):
-        dealt += len(members)
-        # the split furthest below its share of what has been dealt so far (ties: the earlier split)
-        name = max(fractions, key=lambda s: fractions[s] * dealt - len(out[s]))
-        out[name].extend(members)
+        out[_least_filled(quotas, out)].extend(members)
     return out
+
+
+def _least_filled(quotas: dict[str, float], out: dict[str, list[T]]) -> str:
+    """The split with the largest unfilled part of its quota (ties: the earlier split)."""
+    return max(quotas, key=lambda s: (quotas[s] - len(out[s])) / quotas[s])
 
 
 def describe(seed: int, by: str, fractions: dict[str, float] | None = None) -> str:

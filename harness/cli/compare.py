@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from harness.cli import constraints as C
 from harness.cli.recommend import show as show_decision
@@ -67,7 +68,8 @@ def _summary(records: list[Any]) -> Table:
 
 
 def compare(
-    suite: str = typer.Option(None, "--suite", "-s", help="Suite name (see `harness suites`) or folder."),
+    suite: str = typer.Option(None, "--suite", "-s", help="Suite name (see `harness suites`), folder, or "
+                              "<format>:<path> (contractnli, legalbench, mmlu, table; imported once, cached)."),
     model: str = typer.Option(None, "--model", "-m",
                               help="Model: smollm2-135m-instruct (default, embedded), hub id, folder or .gguf."),
     strategies: str = typer.Option(None, "--strategies",
@@ -126,6 +128,8 @@ def compare(
     runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
     pending = [c for c in plan.cells if runner.cached(c) is None]
     per_cell = plan.items_per_cell()
+    for note in the_suite.notes:
+        console.print(Text(f"note: {note}"))
     console.print(f"[bold]{the_suite.name}[/]: {len(plan.cells)} cells ({len(plan.cells) - len(pending)} cached), "
                   f"model {plan.model.ref}, device {runner.device}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
