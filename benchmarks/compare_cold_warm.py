@@ -2,8 +2,9 @@
 (an identical re-run, which must reuse every cell), side by side in one run.
 
     python benchmarks/compare_cold_warm.py [--suite legal-qa] [--strategies zero-shot,few-shot] [--out DIR]
+                                           [--name compare_cold_warm]
 
-Writes DIR/compare_cold_warm.json and .md (default DIR: benchmarks/results).
+Writes DIR/<name>.json and .md (default DIR: benchmarks/results).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--strategies", default="zero-shot,few-shot")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--name", default="compare_cold_warm", help="Result file stem.")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="harness-bench-"))
     env = {**os.environ, "HARNESS_CACHE": str(work / "cache"), "COLUMNS": "160"}
@@ -51,10 +53,10 @@ def main() -> None:
         "cold_summary": cold.stdout[-3000:],
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compare_cold_warm.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
     md = (f"| run | wall s |\n|---|---|\n| cold (converts the model) | {result['cold_s']} |\n"
           f"| warm (identical re-run, {result['warm_cells_reused']} cells reused) | {result['warm_s']} |\n")
-    (args.out / "compare_cold_warm.md").write_text(md)
+    (args.out / f"{args.name}.md").write_text(md)
     print(md)
     print(cold.stdout[-3000:])
 

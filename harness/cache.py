@@ -6,8 +6,12 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from harness.faults import kill_point
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -20,6 +24,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        kill_point("atomic-write")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -35,3 +40,30 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     """sha256 of the canonical JSON of `obj` (sorted keys), hex, truncated."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+@contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold `folder/.lock` for the block: a second process writing to the same folder is refused
+    with a clear error. The kernel releases the lock when the holder dies, so a crash leaves none."""
+    import fcntl
+
+    from harness.errors import HarnessError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise HarnessError(f"{folder} is in use by another harness run ({holder}); wait for it or "
+                               "use another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

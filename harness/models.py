@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from harness.errors import HarnessError
+from harness.faults import kill_point
 
 if TYPE_CHECKING:
     from harness.runtime import ModelRuntime
@@ -115,6 +116,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     _strip_gguf_quantizer(model)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    kill_point("convert")
     try:
         tmp.rename(target)
     except OSError:  # another process finished first: keep theirs

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.cache import atomic_write_text, stable_hash
 from harness.evaluation import evaluate_task
+from harness.faults import kill_point
 from harness.prompts import zero_shot_prompt
 from harness.records import Retention, TaskResult, from_json, to_json
 from harness.runtime import ModelRuntime
@@ -39,6 +40,7 @@ class RetentionProbe:
         if self.base_path.is_file():
             return from_json(Retention, self.base_path.read_bytes()).base
         scores = score_retention(base_rt, self.suite, self.limit, self.batch_size)
+        kill_point("retention-base")
         atomic_write_text(self.base_path, to_json(Retention(self.suite.name, scores, scores)))
         return scores
 

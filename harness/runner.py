@@ -20,6 +20,7 @@ from harness.cache import atomic_write_text, stable_hash
 from harness.config import CompareConfig
 from harness.errors import HarnessError, Unsupported
 from harness.evaluation import evaluate_task
+from harness.faults import kill_point
 from harness.measure import measure, summarize_latency
 from harness.models import ModelSpec, cache_root, load_runtime, pick_device
 from harness.provenance import now, provenance
@@ -108,6 +109,21 @@ def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Regi
     return Plan(suite, model, tuple(cells), cfg.limit, cfg.batch_size, run_id, retention)
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """CUDA (or other accelerator) out-of-memory, as torch raises it."""
+    return type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower()
+
+
+def _free_device_memory(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
 class Runner:
     """Runs a plan's cells in order, reusing finished records from `cells_dir`."""
 
@@ -145,10 +161,12 @@ class Runner:
             if rec is not None:
                 self.emit("cell_cached", cell=cell, record=rec)
             else:
+                kill_point("cell-start")
                 self.emit("cell_start", cell=cell)
                 rec = self.run_cell(cell)
                 atomic_write_text(self.record_path(cell), to_json(rec))
                 self.emit("cell_done", cell=cell, record=rec)
+                kill_point("between-cells")
             records.append(rec)
         return records
 
@@ -168,7 +186,7 @@ class Runner:
     def run_cell(self, cell: Cell) -> CellRecord:
         started = now()
         try:
-            rec = self._evaluate_cell(cell)
+            rec = self._evaluate_with_retries(cell)
         except Unsupported as e:
             rec = CellRecord(**self._header(cell), status="skipped", error=e.reason)
         except Exception as e:  # isolate the cell: record it, keep going
@@ -178,7 +196,20 @@ class Runner:
             rec = CellRecord(**self._header(cell), status="failed", error=f"{type(e).__name__}: {e}")
         return replace(rec, provenance=provenance(self.device, started))
 
-    def _evaluate_cell(self, cell: Cell) -> CellRecord:
+    def _evaluate_with_retries(self, cell: Cell) -> CellRecord:
+        """Out of device memory: halve the evaluation batch and try again, down to 1."""
+        batch = self.plan.batch_size
+        while True:
+            try:
+                return self._evaluate_cell(cell, batch)
+            except Exception as e:
+                if not is_out_of_memory(e) or batch == 1:
+                    raise
+                batch //= 2
+                self.emit("cell_retry", cell=cell, reason=f"out of memory; batch size {batch}")
+                _free_device_memory(self.device)
+
+    def _evaluate_cell(self, cell: Cell, batch_size: int) -> CellRecord:
         cls = self.registry.get(cell.strategy)
         strategy = cls(cls.Options.model_validate(cell.options))
         ctx = RunContext(cell.seed, self.device, self.cells_dir / cell.cell_id, cache_root(), self.plan.model,
@@ -188,6 +219,7 @@ class Runner:
         with measure(self.device) as m:
             adapted = strategy.adapt(ctx, self.plan.suite)
         adapt = replace(adapted.report, wall_s=m.wall_s, peak_mem_bytes=m.peak_mem_bytes)
+        kill_point("adapted")
         preds: list[Prediction] = []
         results: list[TaskResult] = []
         with measure(self.device) as ev:
@@ -195,14 +227,15 @@ class Runner:
                 examples = task.test[: self.plan.limit]
                 self.emit("task_start", cell=cell, task=task.name, n=len(examples))
                 prompts = strategy.prompts(ctx, task, examples)
-                p, r = evaluate_task(adapted.runtime, task, examples, prompts, self.plan.batch_size)
+                p, r = evaluate_task(adapted.runtime, task, examples, prompts, batch_size)
                 preds += p
                 results.append(r)
                 self.emit("task_done", cell=cell, task=task.name, n=len(examples))
+                kill_point("task-done")
         queries = [p for p, t in zip(preds, self._kinds(preds), strict=True) if t != "language-modeling"]
         return CellRecord(
             **self._header(cell), status="ok", tasks=tuple(results), predictions=tuple(preds), adapt=adapt,
-            latency=summarize_latency(queries, ev.wall_s, self.plan.batch_size), eval_wall_s=ev.wall_s,
+            latency=summarize_latency(queries, ev.wall_s, batch_size), eval_wall_s=ev.wall_s,
             eval_peak_mem_bytes=ev.peak_mem_bytes, retention=self._retention(cell, adapted.runtime),
         )
 

@@ -9,6 +9,7 @@ the budget rules and the loop are the same for all, so comparisons are fair.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from harness.faults import kill_point
 from harness.prompts import DEFAULT_SYSTEM, answer_text, zero_shot_prompt
 from harness.records import Example
 from harness.runtime import ModelRuntime
@@ -111,11 +113,12 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
     max_steps = o.max_steps
     if not device.startswith("cuda") and o.cpu_max_steps:
         max_steps = o.cpu_max_steps if max_steps < 0 else min(max_steps, o.cpu_max_steps)
-    eval_kw: dict[str, Any] = {"save_strategy": "no"}
+    # Checkpoints every eval_every steps, optimizer and RNG states included, so a killed training
+    # resumes where it stopped (see sft_train); with a dev split, the best one is kept and loaded.
+    eval_kw: dict[str, Any] = dict(save_strategy="steps", save_steps=o.eval_every, save_total_limit=1)
     if has_dev:
-        eval_kw = dict(eval_strategy="steps", eval_steps=o.eval_every, save_strategy="steps", save_steps=o.eval_every,
-                       load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-                       save_total_limit=1, save_only_model=True)
+        eval_kw |= dict(eval_strategy="steps", eval_steps=o.eval_every, load_best_model_at_end=True,
+                        metric_for_best_model="eval_loss", greater_is_better=False)
     return TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
         gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, num_train_epochs=o.epochs,
@@ -126,6 +129,25 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
         include_num_input_tokens_seen="non_padding",
         **eval_kw, **extra,
     )
+
+
+def last_checkpoint(out: Path) -> str | None:
+    """The newest checkpoint a killed earlier attempt of this cell left in `out`, if any."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(out)) if out.is_dir() else None
+
+
+def _kill_point_after_save() -> Any:
+    """Crash tests: `HARNESS_KILL_AT=train-checkpoint[:n]` kills the process right after a checkpoint."""
+    from transformers import TrainerCallback
+
+    class KillPointAfterSave(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            kill_point("train-checkpoint")
+            return control
+
+    return KillPointAfterSave()
 
 
 def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: Path, seed: int,
@@ -148,13 +170,16 @@ def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: 
         eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # the CLI shows progress; the curve is in the record
+    trainer.add_callback(_kill_point_after_save())
     t0 = time.perf_counter()
-    state = trainer.train().global_step
+    state = trainer.train(resume_from_checkpoint=last_checkpoint(out)).global_step
     tokens = int(trainer.state.num_input_tokens_seen)  # non-padding tokens of every training batch
     curve = _curve(trainer.state.log_history)
     best = trainer.state.best_metric
     planned = trainer.state.max_steps
     (out / "curve.json").write_text(json.dumps({"curve": curve, "wall_s": time.perf_counter() - t0}))
+    for checkpoint in out.glob("checkpoint-*"):  # the model now holds the weights kept; free the disk
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return TrainResult(curve, tokens, best, state, stopped_early=state < planned)
 
 

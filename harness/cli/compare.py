@@ -102,10 +102,10 @@ def compare(
     stopped and an identical re-run reuses every cell. Exit code 0: all cells ran or were skipped with
     a reason; 1: a cell failed; 2: bad input (nothing is written).
     """
+    from harness.cache import exclusive
     from harness.config import load_config
     from harness.models import pick_device, resolve_model
     from harness.registry import Registry
-    from harness.report import write_run
     from harness.runner import Runner, make_plan
     from harness.suites import load_suite
 
@@ -126,6 +126,14 @@ def compare(
     plan = make_plan(cfg, the_suite, resolve_model(cfg.model), registry, device)
     base = cfg.out / the_suite.name
     runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
+    with exclusive(base):
+        _run(plan, runner, base, the_suite, decide)
+
+
+def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, Any]) -> None:
+    from harness.faults import kill_point
+    from harness.report import write_run
+
     pending = [c for c in plan.cells if runner.cached(c) is None]
     per_cell = plan.items_per_cell()
     for note in the_suite.notes:
@@ -135,6 +143,7 @@ def compare(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         runner.emit = ProgressView(progress, total=len(pending) * per_cell)
+        kill_point("run-start")
         records = runner.run()
     run_dir = base / plan.run_id
     _, decision = write_run(run_dir, plan.run_id, records, decide)

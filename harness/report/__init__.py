@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.cache import atomic_write_text
 from harness.errors import HarnessError
+from harness.faults import kill_point
 from harness.provenance import now
 from harness.records import CellRecord, from_json, to_json
 
@@ -211,6 +212,7 @@ def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> Decis
     for name, svg in ctx["charts"].items():
         atomic_write_text(run_dir / "charts" / f"{name}.svg", svg)
     atomic_write_text(run_dir / "report.md", _env(False).get_template("report.md.j2").render(**ctx))
+    kill_point("report-md")
     inline = {name: Markup(svg) for name, svg in ctx["charts"].items()}  # built escaped by harness.report.charts
     html_text = _env(True).get_template("report.html.j2").render(**{**ctx, "charts": inline})
     atomic_write_text(run_dir / "report.html", html_text)
@@ -225,6 +227,7 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
     for rec in records:
         rel = f"records/{rec.strategy}-seed{rec.seed}.json"
         atomic_write_text(run_dir / rel, to_json(rec))
+        kill_point("report-records")
         refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
     first = records[0]
     report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
