@@ -54,7 +54,7 @@ def accelerator_name(device: str) -> str | None:
     return str(torch.cuda.get_device_name(0))
 
 
-def provenance(device: str, started_at: str) -> Provenance:
+def provenance(device: str, started_at: str, trust_remote_code: bool = False) -> Provenance:
     commit, dirty = git_state()
     return Provenance(
         harness_version=__version__,
@@ -68,4 +68,5 @@ def provenance(device: str, started_at: str) -> Provenance:
         accelerator=accelerator_name(device),
         started_at=started_at,
         finished_at=now(),
+        trust_remote_code=trust_remote_code,
     )

@@ -144,6 +144,8 @@ class Provenance:
     accelerator: str | None
     started_at: str
     finished_at: str
+    trust_remote_code: bool = False
+    """Whether model code from the model folder was allowed to run (off unless the user asked)."""
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,10 @@ class Runner:
         return rec if rec.status in REUSABLE else None
 
     def run(self) -> list[CellRecord]:
+        """Every cell of the plan, reusing finished records. The caller holds the folder's lock, so
+        temporary files left by a killed earlier run are garbage: they are removed first."""
+        for stale in self.cells_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
         records = []
         for cell in self.plan.cells:
             rec = self.cached(cell)
@@ -194,7 +198,7 @@ class Runner:
             work.mkdir(parents=True, exist_ok=True)
             atomic_write_text(work / "error.log", traceback.format_exc())
             rec = CellRecord(**self._header(cell), status="failed", error=f"{type(e).__name__}: {e}")
-        return replace(rec, provenance=provenance(self.device, started))
+        return replace(rec, provenance=provenance(self.device, started, self.trust_remote_code))
 
     def _evaluate_with_retries(self, cell: Cell) -> CellRecord:
         """Out of device memory: halve the evaluation batch and try again, down to 1."""

@@ -17,12 +17,18 @@ app = typer.Typer(
         "Decide how to adapt an LLM to your domain. Runs every strategy (prompting, few-shot, and the "
         "plugins you add) on the same task suites through one runtime, and writes one report with "
         "accuracy, forgetting, cost and latency per strategy, and a recommendation under your constraints.\n\n"
-        "Set HARNESS_DEBUG=1 to see tracebacks of input errors."
+        "Input errors print one line each and exit 2; --debug (or HARNESS_DEBUG=1) shows their traceback."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of input errors.")) -> None:
+    if debug:
+        os.environ["HARNESS_DEBUG"] = "1"
+
+
 app.command("compare")(compare.compare)
 app.command("strategies")(strategies.strategies)
 app.add_typer(suites.app, name="suites")
