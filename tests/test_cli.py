@@ -119,3 +119,28 @@ def test_weight_strategies_end_to_end_on_the_real_model(tmp_path):
         assert rec.adapt.trainable_params == 460_800  # r=8 on q,v of SmolLM2-135M
         assert rec.adapt.extras["train_steps"] == 2 and rec.adapt.curve
         assert rec.retention is not None
+
+
+@pytest.mark.parametrize("defect", sorted(__import__("test_suites").DEFECTS))
+def test_malformed_suite_through_the_cli_exits_2_with_one_line_per_problem(defect, mini_suite_dir, tmp_path,
+                                                                          monkeypatch, capsys):
+    """Every suite defect of test_suites, through `harness compare` (in process: it stops before any
+    model loads): exit 2, `error:` lines naming file, line and field, no traceback, nothing written."""
+    import shutil
+
+    from test_suites import DEFECTS
+
+    from harness.cli import main
+
+    mutate, expected = DEFECTS[defect]
+    root = shutil.copytree(mini_suite_dir, tmp_path / "suite")
+    mutate(root)
+    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["harness", "compare", "--suite", str(root), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert expected in err.replace("\n", "") and "Traceback" not in err
+    assert all(line.startswith(("error:", "... and")) for line in err.splitlines() if line and line[0] != " ")
+    assert not (tmp_path / "out").exists()
