@@ -127,6 +127,7 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
         report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
         bf16=device.startswith("cuda"), dataloader_num_workers=0, train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding",
+        auto_find_batch_size=device.startswith("cuda"),  # out of memory: the trainer halves the batch and retries
         **eval_kw, **extra,
     )
 
