@@ -2,6 +2,10 @@
 
 Entries are lazy (`module:Class` strings): a strategy's module is imported only when it is used or
 listed. A plugin that fails to load is recorded with its error instead of breaking the CLI.
+
+Which installed plugins load, as in pytest and llm: HARNESS_DISABLE_PLUGIN_AUTOLOAD=1 loads only
+the strategies harness itself ships (a `--plugin` file still loads); HARNESS_PLUGINS=dist-a,dist-b
+loads third-party strategies only from those distributions (empty: none).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -20,6 +25,17 @@ from harness.errors import HarnessError
 from harness.strategy import Strategy
 
 GROUP = "harness.strategies"
+BUILTIN_DIST = "harness"
+
+
+def plugin_allowed(dist: str) -> bool:
+    """Whether entry points of distribution `dist` load, given the two environment variables."""
+    if dist == BUILTIN_DIST:
+        return True
+    if os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    allow = os.environ.get("HARNESS_PLUGINS")
+    return allow is None or dist in {d.strip() for d in allow.split(",") if d.strip()}
 
 
 @dataclass(frozen=True)
@@ -47,7 +63,8 @@ class Registry:
         reg = cls()
         for ep in entry_points(group=GROUP):
             dist = ep.dist.name if ep.dist else "?"
-            reg.add(Entry(ep.name, ep.value, dist))
+            if plugin_allowed(dist):
+                reg.add(Entry(ep.name, ep.value, dist))
         return reg
 
     def add(self, entry: Entry) -> None:

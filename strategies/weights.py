@@ -52,6 +52,10 @@ class _Trained:
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         raise NotImplementedError
 
+    def save_artifact(self, model: Any, folder: Path) -> None:
+        """What a deployment stores: the adapter (peft) or the whole model, as safetensors."""
+        model.save_pretrained(folder)
+
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
         from transformers import set_seed
 
@@ -67,7 +71,7 @@ class _Trained:
         update = self._absorb(run, model, rt, update_suite, suite, new_docs) if new_docs else None
         model.eval()
         artifact = run.work_dir / "artifact"
-        model.save_pretrained(artifact)
+        self.save_artifact(model, artifact)
         report = replace(self._report(model, result, folder_bytes(artifact)), update=update)
         if not getattr(self.options, "keep_weights", True):
             report = replace(report, artifact_sha256=drop_weights(artifact))

@@ -45,11 +45,13 @@ def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(name, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def test_strategies_lists_builtins_with_options(tmp_path):
-    proc = cli("strategies", cwd=tmp_path)
+def test_strategies_lists_builtins_by_family_with_options(tmp_path):
+    proc = cli("strategies", "--options", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    for text in ("zero-shot", "few-shot", "k = 6", "selection", "harness"):
+    for text in ("context: change the prompt", "weights: change the model", "zero-shot", "few-shot", "k = 6",
+                 "selection", "harness", "rag+lora"):
         assert text in proc.stdout
+    assert proc.stdout.index("few-shot") < proc.stdout.index("weights: change the model") < proc.stdout.index("lora")
 
 
 def test_broken_plugin_is_listed_with_its_error(tmp_path):

@@ -77,3 +77,30 @@ def test_token_batches_respect_size_and_token_budget():
     encoded = [([1] * n, [[1], [1, 2]]) for n in (50, 40, 30, 10, 10)]
     assert _token_batches([0, 1, 2, 3, 4], encoded, 2, 10_000) == [[0, 1], [2, 3], [4]]
     assert _token_batches([0, 1, 2, 3, 4], encoded, 8, 100) == [[0], [1], [2], [3, 4]]
+
+
+def test_auto_batch_size_from_kv_cache_bytes(tiny_runtime, monkeypatch):
+    from harness import runtime
+
+    model = tiny_runtime.model
+    per_token = 2 * 2 * (64 // 4) * 2 * 4  # layers x kv heads x head dim x (k, v) x fp32 bytes
+    assert runtime.kv_bytes_per_token(model) == per_token
+    assert runtime.auto_batch_size(model, 100, free_bytes=per_token * 100 * 10, memory_fraction=1.0) == 10
+    assert runtime.auto_batch_size(model, 100, free_bytes=per_token * 100 * 10) == 5  # half the memory by default
+    assert runtime.auto_batch_size(model, 100, free_bytes=per_token * 100 * 1000) == 64  # capped
+    assert runtime.auto_batch_size(model, 100, free_bytes=per_token * 100 * 1000, cap=16) == 16
+    assert runtime.auto_batch_size(model, 100, free_bytes=1) == 1  # never below one row
+    monkeypatch.setattr(runtime, "free_memory_bytes", lambda device: per_token * 50 * 8)
+    assert runtime.auto_batch_size(model, 50, memory_fraction=1.0) == 8  # measured when not given
+    with pytest.raises(ValueError):
+        runtime.auto_batch_size(model, 0)
+
+
+def test_free_memory_bytes_reads_cuda_or_ram(monkeypatch):
+    import psutil
+
+    from harness.runtime import free_memory_bytes
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (123, 456))
+    assert free_memory_bytes("cuda:0") == 123
+    assert 0 < free_memory_bytes("cpu") <= psutil.virtual_memory().total
