@@ -85,13 +85,19 @@ def _validated_options(registry: Registry, name: str, raw: dict[str, Any]) -> di
         raise HarnessError(f"options.{name}.{loc}: {err['msg']}") from None
 
 
+DEFAULT_STRATEGIES = ("zero-shot", "few-shot", "rag", "lora", "qlora", "dora", "full-ft")
+"""What a compare runs when no strategy is named: one of each approach the decision is about.
+`all` runs every registered strategy (plugins and the other built-ins included)."""
+
+
 def strategy_names(cfg: CompareConfig, registry: Registry) -> list[str]:
-    """The requested strategies, or every strategy that loads when none were named."""
-    if cfg.strategies:
-        for name in cfg.strategies:
-            registry.get(name)
-        return list(dict.fromkeys(cfg.strategies))
-    return sorted(registry.load_all())
+    """The requested strategies; the default set when none were named; every one that loads for `all`."""
+    if cfg.strategies == ["all"]:
+        return sorted(registry.load_all())
+    names = list(dict.fromkeys(cfg.strategies or DEFAULT_STRATEGIES))
+    for name in names:
+        registry.get(name)
+    return names
 
 
 def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry, device: str = "cpu") -> Plan:

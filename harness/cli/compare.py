@@ -73,7 +73,8 @@ def compare(
     model: str = typer.Option(None, "--model", "-m",
                               help="Model: smollm2-135m-instruct (default, embedded), hub id, folder or .gguf."),
     strategies: str = typer.Option(None, "--strategies",
-                                   help="Comma-separated strategy names; default: every registered one."),
+                                   help="Comma-separated strategy names, or `all` for every registered one; default: "
+                                        "zero-shot, few-shot, rag, lora, qlora, dora, full-ft."),
     seed: list[int] = typer.Option(None, "--seed", help="Seed; repeat for several seeds (default 0)."),
     limit: int = typer.Option(None, "--limit", help="Evaluate at most N test items per task (quick runs)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default reports/)."),
