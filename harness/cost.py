@@ -78,6 +78,8 @@ def fmt_usd(x: float) -> str:
     """Dollars with enough digits to tell small CPU costs apart."""
     if x == 0:
         return "$0"
+    if 0 < x < 1e-4:
+        return "<$0.0001"
     if abs(x) >= 100:
         return f"${x:,.0f}"
     if abs(x) >= 0.995:

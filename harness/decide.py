@@ -247,7 +247,8 @@ def _profile(o: Option, c: Constraints) -> str:
     if o.p50_ms is not None:
         parts.append(f"p50 {o.p50_ms:.0f} ms")
     if o.forgetting_pt is not None:
-        parts.append(f"forgetting {o.forgetting_pt:+.1f} pt")
+        change = "loses" if o.forgetting_pt > 0 else "gains"
+        parts.append(f"{change} {abs(o.forgetting_pt):.1f} pt on the retention suite")
     return ", ".join(parts)
 
 

@@ -32,7 +32,7 @@ def setup(tmp_path_factory, tiny_model_dir):
     toml = (suite / "suite.toml").read_text().replace('corpus = "corpus/"', 'corpus = "corpus/"\nretention = "general"')
     (suite / "suite.toml").write_text(toml)
     cfg = root / "run.toml"
-    cfg.write_text(f'suite = "{suite}"\nstrategies = ["zero-shot", "lora", "few-shot"]\nlimit = 3\n'
+    cfg.write_text(f'suite = "{suite}"\nstrategies = ["zero-shot", "lora"]\nlimit = 3\n'
                    "[options.lora]\nmax_steps = 4\nbatch_size = 2\neval_every = 1\n")
     return cfg, tiny_model_dir, root
 
