@@ -62,7 +62,7 @@ class Ia3(_Trained):
 
 class LayerFreezeOptions(TrainOptions):
     learning_rate: float = Field(1e-4, gt=0, le=1.0)
-    top_layers: int = Field(4, ge=1, description="Transformer layers trained, counted from the top.")
+    top_layers: int = Field(4, ge=1, description="Transformer layers trained, counted from the top (at most all).")
 
 
 class LayerFreeze(_Trained):
@@ -73,9 +73,7 @@ class LayerFreeze(_Trained):
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         model = frozen_copy(base)
         layers = model.model.layers
-        if self.options.top_layers > len(layers):
-            raise Unsupported(f"top_layers={self.options.top_layers} but the model has {len(layers)} layers")
-        for layer in layers[len(layers) - self.options.top_layers:]:
+        for layer in layers[max(0, len(layers) - self.options.top_layers):]:  # at most every layer
             layer.requires_grad_(True)
         model.model.norm.requires_grad_(True)
         return model

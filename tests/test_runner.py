@@ -93,7 +93,7 @@ def test_compare_resumes_after_a_hard_kill_without_recomputing(mini_suite_dir, t
     assert second.stdout.count("reused") == 2
     for name, blob in done.items():
         assert (cells / name).read_bytes() == blob  # not recomputed, not rewritten
-    [run_dir] = [d for d in (tmp_path / "mini").iterdir() if d.name != "cells"]
+    [run_dir] = [d for d in (tmp_path / "mini").iterdir() if (d / "report.json").is_file()]
     report = json.loads((run_dir / "report.json").read_text())
     assert [c["status"] for c in report["cells"]] == ["ok", "ok", "ok"]
     for c in report["cells"]:
@@ -104,6 +104,6 @@ def test_failed_cell_gives_exit_code_1_and_a_report(mini_suite_dir, tiny_model_d
     proc = run_cli(["compare", "--suite", str(mini_suite_dir), "--model", str(tiny_model_dir), "--out",
                     str(tmp_path), "--strategies", "zero-shot,boom", "--plugin", str(PLUGINS)], tmp_path)
     assert proc.returncode == 1, proc.stderr
-    [run_dir] = [d for d in (tmp_path / "mini").iterdir() if d.name != "cells"]
+    [run_dir] = [d for d in (tmp_path / "mini").iterdir() if (d / "report.json").is_file()]
     md = (run_dir / "report.md").read_text()
     assert "RuntimeError: exploded on purpose" in md and "zero-shot" in md
