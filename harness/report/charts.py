@@ -112,8 +112,11 @@ def _num(v: float) -> str:
 
 
 def _value(v: float) -> str:
-    """Bar-end text: up to 3 decimals, trailing zeros dropped."""
-    s = f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) >= 1e-3 or v == 0 else f"{v:.3g}"
+    """Bar-end text: about three significant digits (0 decimals from 100, 1 from 10, else up to
+    3), trailing zeros dropped."""
+    decimals = 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 3
+    s = f"{v:.{decimals}f}".rstrip("0").rstrip(".") if abs(v) >= 1e-3 or v == 0 else f"{v:.3g}"
+    s = f"{v:.0f}" if decimals == 0 else s
     return "0" if s in ("", "-0") else s
 
 
