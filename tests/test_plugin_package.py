@@ -27,8 +27,11 @@ def harness(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 @pytest.fixture(scope="module")
-def installed():
-    pip("install", "--no-deps", str(EXAMPLE))
+def installed(tmp_path_factory):
+    import shutil
+
+    source = shutil.copytree(EXAMPLE, tmp_path_factory.mktemp("plugin") / "example")  # builds write there
+    pip("install", "--no-deps", str(source))
     yield
     pip("uninstall", "-y", "harness-plugin-example")
 
