@@ -16,7 +16,8 @@ generated JSON file whose `context` field is `doc_to_text` and `choices` field `
 (target_delimiter "" since each continuation carries its leading space). lm-eval is a subprocess
 in its own venv; per-item choices come from its `--log_samples` output. Its timing is the wall time
 of its model's `loglikelihood` call (tokenization and forwards, as for the harness), written by a
-small wrapper around lm-eval's own CLI entry point; model loading is excluded on both sides.
+small wrapper around lm-eval's own CLI entry point; model loading is excluded on both sides, and
+each scorer first runs the first `--warmup` items untimed (thread pools, allocator growth).
 
 Token ids: the harness encodes context and each continuation separately; lm-eval encodes
 context + continuation and splits at the context's length. The script counts the requests where
@@ -25,7 +26,11 @@ pre-tokenization never merges across the boundary) and the largest per-choice lo
 
     benchmarks/.venv-lmeval must exist first (lm-eval lives only there):
     python -m venv benchmarks/.venv-lmeval && benchmarks/.venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]'
-    python benchmarks/mc_vs_lmeval.py [DATA] [--subjects a,b] [--limit 60] [--batch-size 8] [--out benchmarks/results]
+    python benchmarks/mc_vs_lmeval.py [DATA] [--subjects a,b] [--limit 40] [--letter-limit 120] [--out DIR]
+
+lm-eval runs at batch size 1 by default, its fastest here: it right-pads every row to the longest
+and takes a full-vocabulary log-softmax at every position, so larger batches are slower on this CPU
+(see --lmeval-batch-size). The harness runs at its default batch size, 8.
 """
 
 from __future__ import annotations
@@ -146,19 +151,43 @@ def lmeval_ids(rt: ModelRuntime, req: Request) -> tuple[list[int], list[list[int
     return ctx, [rt.tokenizer.encode(req.context + c)[len(ctx):] for c in req.continuations]
 
 
+def _triangle(n: int) -> int:
+    """Keys attended by a causal pass over n tokens (token i sees i keys)."""
+    return n * (n + 1) // 2
+
+
+def harness_work(ctx: list[int], conts: list[list[int]]) -> tuple[int, int, int]:
+    """(tokens run, keys attended, positions with logits) of one request in `loglikelihood_batch`: the
+    context once (logits at its last token); the continuations, packed behind it, only when one of them
+    has more than one token (otherwise every choice is read off the context's last logits)."""
+    n = len(ctx)
+    if all(len(c) == 1 for c in conts):
+        return n, _triangle(n), 1
+    cont_tokens = sum(len(c) for c in conts)
+    return n + cont_tokens, _triangle(n) + sum(n * len(c) + _triangle(len(c)) for c in conts), 1 + cont_tokens
+
+
+def lmeval_work(ctx: list[int], conts: list[list[int]]) -> tuple[int, int, int]:
+    """The same for lm-eval's HF backend: one causal forward over context + continuation minus its last
+    token per choice, logits at every position; a single forward when every continuation is one token."""
+    lengths = [len(ctx)] if all(len(c) == 1 for c in conts) else [len(ctx) + len(c) - 1 for c in conts]
+    return sum(lengths), sum(_triangle(n) for n in lengths), sum(lengths)
+
+
 def token_stats(rt: ModelRuntime, requests: Sequence[Request]) -> dict[str, Any]:
     encoded = [harness_ids(rt, r) for r in requests]
     mismatched = sum(harness_ids(rt, r) != lmeval_ids(rt, r) for r in requests)
-    unique = sum(len(ctx) + sum(len(c) for c in conts) for ctx, conts in encoded)
-    per_choice = sum(len(ctx) + len(c) - 1 for ctx, conts in encoded for c in conts)
-    one_token = all(len(c) == 1 for _, conts in encoded for c in conts)
-    return {
+    stats: dict[str, Any] = {
         "requests_with_different_token_ids": mismatched,
         "mean_context_tokens": round(sum(len(ctx) for ctx, _ in encoded) / len(encoded), 1),
         "max_context_tokens": max(len(ctx) for ctx, _ in encoded),
-        "tokens_to_score": unique,  # every context and continuation token once: the work itself
-        "lmeval_forward_tokens": sum(len(ctx) for ctx, _ in encoded) if one_token else per_choice,
     }
+    for name, work in (("harness", harness_work), ("lmeval", lmeval_work)):
+        tokens, keys, logits = (sum(col) for col in zip(*(work(ctx, conts) for ctx, conts in encoded), strict=True))
+        stats[f"{name}_forward_tokens"] = tokens
+        stats[f"{name}_keys_per_token"] = round(keys / tokens, 1)  # mean keys a computed token attends to
+        stats[f"{name}_logits_share"] = round(logits / tokens, 4)  # share of computed tokens given logits
+    return stats
 
 
 # ------------------------------------------------------------------ scorers
@@ -166,8 +195,10 @@ def argmax(values: Sequence[float]) -> int:
     return max(range(len(values)), key=lambda i: values[i])
 
 
-def score_harness(rt: ModelRuntime, requests: Sequence[Request], batch_size: int) -> Scoring:
+def score_harness(rt: ModelRuntime, requests: Sequence[Request], batch_size: int, warmup: int) -> Scoring:
     pairs = [(r.context, r.continuations) for r in requests]
+    if warmup:
+        rt.loglikelihood_batch(pairs[:warmup], batch_size=batch_size)  # untimed, as for lm-eval
     t0 = time.perf_counter()
     scored = rt.loglikelihood_batch(pairs, batch_size=batch_size)
     seconds = time.perf_counter() - t0
@@ -197,13 +228,16 @@ metadata:
 
 # lm-eval's own CLI entry point, with its model's `loglikelihood` timed (model loading excluded).
 TIMED_CLI = textwrap.dedent("""\
-    import json, os, sys, time
+    import json, os, time
     from lm_eval.__main__ import cli_evaluate
     from lm_eval.models.huggingface import HFLM
 
     _inner = HFLM.loglikelihood
 
     def _timed(self, requests, disable_tqdm=False):
+        warmup = int(os.environ["MC_BENCH_WARMUP"])
+        if warmup:
+            _inner(self, requests[:warmup], disable_tqdm=True)  # untimed, as for the harness
         t0 = time.perf_counter()
         out = _inner(self, requests, disable_tqdm=disable_tqdm)
         with open(os.environ["MC_BENCH_TIMING"], "w") as f:
@@ -242,7 +276,8 @@ def read_samples(out: Path, task: str, n: int) -> tuple[list[int], list[list[flo
     return [argmax(lp) for lp in logprobs], logprobs
 
 
-def score_lmeval(venv: Path, model_dir: str, setting: str, requests: Sequence[Request], batch_size: int) -> Scoring:
+def score_lmeval(venv: Path, model_dir: str, setting: str, requests: Sequence[Request], batch_size: int,
+                 warmup: int) -> Scoring:
     python = venv / "bin" / "python"
     if not python.is_file():
         raise SystemExit(f"no lm-eval venv at {venv}; create it with the one-liner in this script's docstring")
@@ -251,8 +286,10 @@ def score_lmeval(venv: Path, model_dir: str, setting: str, requests: Sequence[Re
     write_task(work, task, requests)
     (work / "timed_cli.py").write_text(TIMED_CLI)
     timing = work / "timing.json"
-    env = {**os.environ, "MC_BENCH_TIMING": str(timing), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(work / "hf"), "TOKENIZERS_PARALLELISM": "false"}
+    instances = sum(len(r.continuations) for r in requests[:warmup])  # lm-eval: one request per choice
+    env = {**os.environ, "MC_BENCH_TIMING": str(timing), "MC_BENCH_WARMUP": str(instances),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_HOME": str(work / "hf"), "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(lmeval_command(python, work, task, model_dir, batch_size), env=env, cwd=work,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not timing.is_file():
@@ -277,7 +314,7 @@ def compare(setting: str, requests: Sequence[Request], ours: Scoring, theirs: Sc
         "setting": setting, "items": n, **tokens,
         "harness_s": round(ours.seconds, 2), "lmeval_s": round(theirs.seconds, 2),
         "harness_items_per_s": round(n / ours.seconds, 3), "lmeval_items_per_s": round(n / theirs.seconds, 3),
-        "harness_tokens_per_s": round(tokens["tokens_to_score"] / ours.seconds, 1),
+        "harness_forward_tokens_per_s": round(tokens["harness_forward_tokens"] / ours.seconds, 1),
         "lmeval_forward_tokens_per_s": round(tokens["lmeval_forward_tokens"] / theirs.seconds, 1),
         "speedup": round(speedup, 2), "speedup_target": TARGETS[setting],
         "harness_accuracy": round(accuracy(ours.chosen, requests), 4),
@@ -290,8 +327,10 @@ def compare(setting: str, requests: Sequence[Request], ours: Scoring, theirs: Sc
 
 def markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
-    lines = [f"Model {cfg['model']} (fp32, CPU, {cfg['torch_threads']} threads); items: {cfg['items']} val items of "
-             f"{', '.join(cfg['subjects'])}; batch size {cfg['batch_size']} for both; lm-eval {cfg['lmeval_version']}.",
+    lines = [f"Model {cfg['model']} (fp32, CPU, {cfg['torch_threads']} threads); val items of "
+             f"{', '.join(cfg['subjects'])} (first rows, shared evenly); {cfg['shots']}-shot continuation, "
+             f"{cfg['letter_shots']}-shot letter; batch size: harness {cfg['batch_size']}, lm-eval "
+             f"{cfg['lmeval_batch_size']}; lm-eval {cfg['lmeval_version']}.",
              "", "| setting | items | mean ctx tokens | harness items/s | lm-eval items/s | speedup (target) "
              "| harness acc | lm-eval acc | same choice (target) | max abs logprob diff | token-id mismatches |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -301,8 +340,9 @@ def markdown(result: dict[str, Any]) -> str:
                      f"| {r['lmeval_accuracy']} | {r['same_choice']:.1%} ({AGREEMENT_TARGET:.1%}) | "
                      f"{r['max_abs_logprob_diff']} | {r['requests_with_different_token_ids']} |")
     lines += ["", "Times are each scorer's loglikelihood call alone (tokenization and forwards; model loading "
-              "excluded). Harness tokens/s counts every context and continuation token once: "
-              + ", ".join(f"{r['setting']} {r['harness_tokens_per_s']}" for r in result["settings"]) + "."]
+              "excluded). Tokens each scorer ran through the model, per second (padding not counted): "
+              + "; ".join(f"{r['setting']}: harness {r['harness_forward_tokens_per_s']}, lm-eval "
+                          f"{r['lmeval_forward_tokens_per_s']}" for r in result["settings"]) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -316,10 +356,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA, help="folder with dev/ and val/")
     ap.add_argument("--subjects", default=",".join(DEFAULT_SUBJECTS))
-    ap.add_argument("--limit", type=int, default=60, help="val items in all, shared evenly over the subjects")
+    ap.add_argument("--limit", type=int, default=40, help="continuation-style val items in all, shared evenly "
+                    "over the subjects (5-shot professional_law contexts are about 1,250 tokens)")
+    ap.add_argument("--letter-limit", type=int, default=120, help="letter-style val items, chosen the same way")
     ap.add_argument("--shots", type=int, default=5, help="solved dev rows before each continuation-style item")
     ap.add_argument("--letter-shots", type=int, default=0, help="solved dev rows before each letter-style item")
-    ap.add_argument("--batch-size", type=int, default=8, help="both scorers")
+    ap.add_argument("--batch-size", type=int, default=8, help="the harness's batch size (its default)")
+    ap.add_argument("--lmeval-batch-size", type=int, default=1, help="lm-eval's batch size (1: its fastest on CPU)")
+    ap.add_argument("--warmup", type=int, default=2, help="items each scorer runs untimed first (start-up costs)")
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the venv holding lm-eval")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -329,20 +373,24 @@ def main() -> None:
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
     spec = resolve_model(None)
     rt = load_runtime(spec, "cpu")
-    items = select_items(args.data, subjects, args.limit)
     shots = {s: read_items(args.data / "dev" / f"{s}_dev.csv", s) for s in subjects}
     rows = []
     for setting in args.settings.split(","):
-        requests = build_requests(items, shots, setting, args.shots if setting == "continuation" else args.letter_shots)
+        letter = setting == "letter"
+        items = select_items(args.data, subjects, args.letter_limit if letter else args.limit)
+        requests = build_requests(items, shots, setting, args.letter_shots if letter else args.shots)
         tokens = token_stats(rt, requests)
-        ours = score_harness(rt, requests, args.batch_size)
-        theirs = score_lmeval(args.venv, local_weights(spec), setting, requests, args.batch_size)
+        ours = score_harness(rt, requests, args.batch_size, args.warmup)
+        theirs = score_lmeval(args.venv, local_weights(spec), setting, requests, args.lmeval_batch_size, args.warmup)
         rows.append(compare(setting, requests, ours, theirs, tokens))
         print(json.dumps(rows[-1]), file=sys.stderr)
     config = {"model": spec.ref, "model_dir": local_weights(spec), "data": str(args.data), "subjects": subjects,
-              "items": len(items), "limit": args.limit, "shots": args.shots, "letter_shots": args.letter_shots,
-              "batch_size": args.batch_size, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-              "lmeval_version": lmeval_version(args.venv)}
+              "limit": args.limit, "letter_limit": args.letter_limit, "shots": args.shots,
+              "letter_shots": args.letter_shots, "batch_size": args.batch_size,
+              "lmeval_batch_size": args.lmeval_batch_size, "warmup_items": args.warmup,
+              "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+              "lmeval_version": lmeval_version(args.venv),
+              "load_average_1m_at_end": round(os.getloadavg()[0], 2)}  # about 2.0 when nothing else ran
     result = {"config": config, "settings": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "mc_vs_lmeval.json").write_text(json.dumps(result, indent=1))

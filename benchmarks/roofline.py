@@ -5,12 +5,15 @@ Peak: the best FLOP/s of large square fp32 `torch.matmul`s on all of torch's thr
 Cost per token (forward), with N = parameters outside the token embedding (the tied LM head is the
 same tensor, so it is not counted twice):
 
-    2 N  +  4 n_layers d_attn n_att  [+ 2 d_model vocab when the token's logits are computed]
+    2 N  +  4 n_layers d_attn n_att  +  s 2 d_model vocab
 
-where d_attn = heads x head dim, n_att = keys a token attends to (QK^T and AV: 2 FLOPs per
-multiply-add each), and the LM head term applies only where a scorer computes that token's
-logits (lm-eval and generation: every token; the harness's context pass: one per context).
-A throughput's fraction of the roofline is therefore its achieved FLOP/s over the peak.
+where d_attn = heads x head dim, n_att = keys the token attends to (QK^T and AV: 2 FLOPs per
+multiply-add each) and s = the share of tokens whose logits are computed (the LM head: lm-eval and
+generation compute every position's, the harness's context pass only each context's last).
+mc_vs_lmeval.json records n_att and s of each scorer's real work (token-weighted means); the other
+results use their mean lengths (a causal pass over L tokens attends to (L + 1) / 2 keys per token).
+A throughput's fraction of the roofline is its achieved FLOP/s over the peak; the headline
+ceiling is for `--context` keys and no LM head.
 
     python benchmarks/roofline.py [--results benchmarks/results] [--context 512]
 """
@@ -38,8 +41,8 @@ class ModelCost:
     d_model: int
     vocab: int
 
-    def flops_per_token(self, attended: float, logits: bool) -> float:
-        head = 2 * self.d_model * self.vocab if logits else 0
+    def flops_per_token(self, attended: float, logits_share: float) -> float:
+        head = 2 * self.d_model * self.vocab * logits_share
         return 2 * self.non_embedding_params + 4 * self.n_layers * self.d_attn * attended + head
 
 
@@ -50,7 +53,8 @@ class Throughput:
     tokens_per_s: float
     attended: float
     """Mean keys attended per token."""
-    logits: bool
+    logits_share: float
+    """Share of tokens whose logits are computed."""
     passes: float = 1.0
     """Forward-equivalents per token (training: forward plus backward)."""
     target: float | None = None
@@ -86,26 +90,25 @@ def model_cost() -> ModelCost:
 def mc_rows(r: dict[str, Any]) -> list[Throughput]:
     rows = []
     for s in r["settings"]:
-        att = s["mean_context_tokens"] / 2  # a causal pass over a context attends to half of it on average
-        rows.append(Throughput("mc_vs_lmeval", f"harness scoring, {s['setting']}", s["harness_tokens_per_s"], att,
-                               False, target=SCORING_TARGET))
-        rows.append(Throughput("mc_vs_lmeval", f"lm-eval scoring, {s['setting']} (forward tokens)",
-                               s["lmeval_forward_tokens_per_s"], att, True))
+        rows.append(Throughput("mc_vs_lmeval", f"harness scoring, {s['setting']}", s["harness_forward_tokens_per_s"],
+                               s["harness_keys_per_token"], s["harness_logits_share"], target=SCORING_TARGET))
+        rows.append(Throughput("mc_vs_lmeval", f"lm-eval scoring, {s['setting']}", s["lmeval_forward_tokens_per_s"],
+                               s["lmeval_keys_per_token"], s["lmeval_logits_share"]))
     return rows
 
 
 def generate_rows(r: dict[str, Any]) -> list[Throughput]:
-    att = r["mean_prompt_tokens"] + r["mean_output_tokens"] / 2
-    return [Throughput("generate", "per-example generate loop (generated tokens)", r["loop_tokens_per_s"], att, True),
+    att = r["mean_prompt_tokens"] + r["mean_output_tokens"] / 2  # a generated token sees the prompt and earlier output
+    return [Throughput("generate", "per-example generate loop (generated tokens)", r["loop_tokens_per_s"], att, 1.0),
             Throughput("generate", f"ModelRuntime.generate batch {r['batch_size']} (generated tokens)",
-                       r["batched_tokens_per_s"], att, True)]
+                       r["batched_tokens_per_s"], att, 1.0)]
 
 
 def train_rows(r: dict[str, Any]) -> list[Throughput]:
-    att = r["tokens"] / (r["steps"] * r["batch_size"]) / 2
+    att = (r["tokens"] / (r["steps"] * r["batch_size"]) + 1) / 2
     # LoRA: forward plus the backward through activations; frozen weights get no gradient (2 forwards)
-    return [Throughput("train_lora", "plain peft + Trainer (LoRA)", r["plain_tokens_per_s"], att, True, 2.0),
-            Throughput("train_lora", "harness lora", r["harness_tokens_per_s"], att, True, 2.0)]
+    return [Throughput("train_lora", "plain peft + Trainer (LoRA)", r["plain_tokens_per_s"], att, 1.0, 2.0),
+            Throughput("train_lora", "harness lora", r["harness_tokens_per_s"], att, 1.0, 2.0)]
 
 
 READERS = {"mc_vs_lmeval.json": mc_rows, "generate.json": generate_rows, "train_lora.json": train_rows}
@@ -121,7 +124,7 @@ def found_throughputs(results: Path) -> list[Throughput]:
 
 
 def assess(t: Throughput, cost: ModelCost, peak: float) -> dict[str, Any]:
-    flops = cost.flops_per_token(t.attended, t.logits) * t.passes
+    flops = cost.flops_per_token(t.attended, t.logits_share) * t.passes
     fraction = t.tokens_per_s * flops / peak
     return {**asdict(t), "gflop_per_token": round(flops / 1e9, 4), "ceiling_tokens_per_s": round(peak / flops, 1),
             "fraction_of_ceiling": round(fraction, 3), "met": None if t.target is None else fraction >= t.target}
@@ -154,7 +157,7 @@ def main() -> None:
     gflops = matmul_flops(tuple(int(n) for n in args.sizes.split(",")), args.repeats)
     peak = max(gflops.values())
     cost = model_cost()
-    per_token = cost.flops_per_token(args.context, logits=False)
+    per_token = cost.flops_per_token(args.context, logits_share=0.0)
     result = {"torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "matmul_gflops": {n: round(f / 1e9, 1) for n, f in gflops.items()}, "peak_gflops": round(peak / 1e9, 1),
               "model": asdict(cost), "context": args.context, "gflop_per_token": round(per_token / 1e9, 4),

@@ -48,22 +48,64 @@ def _plain_render(prompt: Prompt) -> str:
     return "\n\n".join(parts) + "\n\nAnswer:"
 
 
+_MASKABLE = ("sdpa", "eager")
+"""Attention implementations that take a custom 4D mask as is: boolean for sdpa, additive for eager."""
+
+
+def _pack_continuations(items: list[tuple[list[int], list[list[int]]]], pad: int, device: str) -> tuple[Any, Any, Any]:
+    """Each item's continuations end to end in one row: token ids, position ids (each continuation
+    starts at its context's length) and the continuation index of every slot (-1 for padding)."""
+    import torch
+
+    width = max(sum(len(c) for c in conts) for _, conts in items)
+    ids = torch.full((len(items), width), pad, dtype=torch.long)
+    pos = torch.zeros((len(items), width), dtype=torch.long)
+    seg = torch.full((len(items), width), -1, dtype=torch.long)
+    for b, (ctx, conts) in enumerate(items):
+        start = 0
+        for j, cont in enumerate(conts):
+            end = start + len(cont)
+            ids[b, start:end] = torch.tensor(cont)
+            pos[b, start:end] = torch.arange(len(ctx), len(ctx) + len(cont))
+            seg[b, start:end] = j
+            start = end
+    return ids.to(device), pos.to(device), seg.to(device)
+
+
+def _packed_attention(ctx_mask: Any, seg: Any) -> Any:
+    """(rows, packed, context + packed) booleans: a slot sees its context's real tokens, and the
+    earlier slots of its own continuation (padding slots see the context only)."""
+    import torch
+
+    n = seg.shape[1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=seg.device).tril()
+    own = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0) & causal
+    return torch.cat([ctx_mask[:, None, :].expand(-1, n, -1), own], dim=2)
+
+
+def _fits(cur: list[int], i: int, encoded: list[tuple[list[int], list[list[int]]]], max_tokens: int,
+          max_padding: float) -> bool:
+    """Whether request `i` may join batch `cur` (longest context first) within the token and padding budgets."""
+    width = len(encoded[cur[0]][0])  # the longest context of the batch is its first
+    rows = sum(len(encoded[j][1]) for j in cur) + len(encoded[i][1])
+    cont_w = max(len(c) for j in [*cur, i] for c in encoded[j][1])
+    real = sum(len(encoded[j][0]) for j in [*cur, i])
+    return ((len(cur) + 1) * width <= max_tokens and rows * (width + cont_w) <= max_tokens
+            and (len(cur) + 1) * width <= (1 + max_padding) * real)
+
+
 def _token_batches(order: list[int], encoded: list[tuple[list[int], list[list[int]]]], batch_size: int,
-                   max_tokens: int) -> list[list[int]]:
+                   max_tokens: int, max_padding: float = float("inf")) -> list[list[int]]:
     """Consecutive groups of `order` (longest context first) of at most `batch_size` requests whose
-    padded width times rows (contexts, or continuations with their context) stays within `max_tokens`."""
+    padded width times rows (contexts, or continuations with their context) stays within `max_tokens`
+    and whose context padding stays within `max_padding` times their real context tokens."""
     batches: list[list[int]] = []
     for i in order:
-        conts = encoded[i][1]
         cur = batches[-1] if batches else None
-        if cur is not None and len(cur) < batch_size:
-            width = len(encoded[cur[0]][0])  # the longest context of the batch is its first
-            rows = sum(len(encoded[j][1]) for j in cur) + len(conts)
-            cont_w = max(len(c) for j in [*cur, i] for c in encoded[j][1])
-            if (len(cur) + 1) * width <= max_tokens and rows * (width + cont_w) <= max_tokens:
-                cur.append(i)
-                continue
-        batches.append([i])
+        if cur is not None and len(cur) < batch_size and _fits(cur, i, encoded, max_tokens, max_padding):
+            cur.append(i)
+        else:
+            batches.append([i])
     return batches
 
 
@@ -176,15 +218,17 @@ class ModelRuntime:
         return self.loglikelihood_batch([(context, continuations)], batch_size=1)[0]
 
     def loglikelihood_batch(self, requests: Sequence[tuple[str, Sequence[str]]], batch_size: int = 8,
-                            max_batch_tokens: int = 16384) -> list[Scored]:
+                            max_batch_tokens: int = 16384, max_padding: float = 0.1) -> list[Scored]:
         """Score many (context, continuations) requests. Contexts are batched by similar length with
-        left padding and run once; every continuation then reuses its context's keys and values,
-        all continuations of a batch in one forward. `max_batch_tokens` caps rows x width of both
-        passes, so long few-shot contexts make smaller batches."""
+        right padding and run once, causally and without a padding mask (so attention takes the fused
+        causal path); every continuation then reuses its context's keys and values, all continuations
+        of a batch in one forward. `max_batch_tokens` caps rows x width of both passes, so long
+        few-shot contexts make smaller batches; `max_padding` caps the padding of a batch's contexts
+        as a share of their real tokens (padding is computed like real tokens)."""
         encoded = [self._encode_request(ctx, conts) for ctx, conts in requests]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
         out: list[Scored | None] = [None] * len(encoded)
-        for idx in _token_batches(order, encoded, batch_size, max_batch_tokens):
+        for idx in _token_batches(order, encoded, batch_size, max_batch_tokens, max_padding):
             for i, scored in zip(idx, self._score_batch([encoded[i] for i in idx]), strict=True):
                 out[i] = scored
         return [s for s in out if s is not None]
@@ -200,15 +244,17 @@ class ModelRuntime:
 
         width = max(len(ctx) for ctx, _ in items)
         pad = self.tokenizer.pad_token_id
-        ids = torch.tensor([[pad] * (width - len(c)) + c for c, _ in items], device=self.device)
-        mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c, _ in items], device=self.device)
+        # right padding: a real token never attends to a pad (they come after it), so no mask is needed
+        ids = torch.tensor([c + [pad] * (width - len(c)) for c, _ in items], device=self.device)
+        mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c, _ in items], device=self.device)
+        last = torch.tensor([len(c) - 1 for c, _ in items], device=self.device)
+        keep, where = torch.unique(last, return_inverse=True)  # logits only at each context's last token
         rows = [(b, cont) for b, (_, conts) in enumerate(items) for cont in conts]
         t0 = time.perf_counter()
         with torch.inference_mode():
-            first = self.model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                               use_cache=True, logits_to_keep=1)
-            head = torch.log_softmax(first.logits[:, -1].float(), dim=-1)
-            tails = self._continuation_logprobs(first.past_key_values, mask, rows)
+            first = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep)
+            head = torch.log_softmax(first.logits[torch.arange(len(items), device=self.device), where].float(), dim=-1)
+            tails = self._tail_logprobs(first.past_key_values, items, mask, rows)
             firsts = head[torch.tensor([b for b, _ in rows]), torch.tensor([c[0] for _, c in rows])]
             totals = (firsts + tails).tolist()
         latency = time.perf_counter() - t0
@@ -218,13 +264,46 @@ class ModelRuntime:
             r += len(conts)
         return scored
 
+    def _tail_logprobs(self, cache: Any, items: list[tuple[list[int], list[list[int]]]], ctx_mask: Any,
+                       rows: list[tuple[int, list[int]]]) -> Any:
+        """Sum of log-probs of tokens 2..n of each row's continuation after its context's cache: all
+        continuations of a context packed into one row behind it when the attention implementation
+        takes an explicit 4D mask (sdpa, eager), else one row per continuation on a copied cache."""
+        import torch
+
+        if max(len(c) for _, c in rows) == 1:
+            return torch.zeros(len(rows), device=self.device)
+        attention = getattr(self.model.config, "_attn_implementation", None)
+        if attention in _MASKABLE:
+            return self._packed_continuation_logprobs(cache, items, ctx_mask, additive=attention != "sdpa")
+        return self._continuation_logprobs(cache, ctx_mask, rows)
+
+    def _packed_continuation_logprobs(self, cache: Any, items: list[tuple[list[int], list[list[int]]]],
+                                      ctx_mask: Any, additive: bool) -> Any:
+        """One forward over every context's continuations laid end to end after it; a 4D mask lets
+        each continuation see its context and its own earlier tokens only, and position ids restart
+        at the context's length for each. Nothing is copied per continuation."""
+        import torch
+
+        ids, pos, seg = _pack_continuations(items, self.tokenizer.pad_token_id, self.device)
+        mask = _packed_attention(ctx_mask.bool(), seg)[:, None]
+        if additive:  # eager attention adds the mask to its scores
+            dtype = self.model.dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=self.device).masked_fill(~mask, torch.finfo(dtype).min)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache)
+        valid = (seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] >= 0)  # a token predicted by its own continuation
+        logits = out.logits[:, :-1][valid].float()  # token j of a continuation is predicted at position j - 1
+        logp = logits.gather(-1, ids[:, 1:][valid][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+        first_row = torch.tensor([0] + [len(conts) for _, conts in items[:-1]], device=self.device).cumsum(0)
+        row = (first_row[:, None] + seg)[:, 1:][valid]
+        n_rows = sum(len(conts) for _, conts in items)
+        return torch.zeros(n_rows, device=self.device).index_add_(0, row, logp)
+
     def _continuation_logprobs(self, cache: Any, ctx_mask: Any, rows: list[tuple[int, list[int]]]) -> Any:
-        """Sum of log-probs of tokens 2..n of each row's continuation after its context's cache."""
+        """One row per continuation, each on a copy of its context's cache (any attention implementation)."""
         import torch
 
         width = max(len(c) for _, c in rows)
-        if width == 1:
-            return torch.zeros(len(rows), device=self.device)
         pick = torch.tensor([b for b, _ in rows], device=self.device)
         cache.batch_select_indices(pick)
         pad = self.tokenizer.pad_token_id

@@ -104,3 +104,51 @@ def test_free_memory_bytes_reads_cuda_or_ram(monkeypatch):
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (123, 456))
     assert free_memory_bytes("cuda:0") == 123
     assert 0 < free_memory_bytes("cpu") <= psutil.virtual_memory().total
+
+
+def test_right_padded_batches_equal_brute_force(tiny_runtime):
+    """Contexts of very different lengths forced into one right-padded batch, continuations of 1 to 4 tokens."""
+    from harness.runtime import _token_batches
+
+    texts = ["Pay", "Either party may terminate this agreement on ninety days notice to the other party.",
+             "What is the capital of France?"]
+    requests = [(t, [" payment", " thirty days notice", " x"]) for t in texts]
+    encoded = [tiny_runtime._encode_request(c, k) for c, k in requests]
+    assert len(_token_batches([1, 2, 0], encoded, 8, 16384)) == 1  # no padding limit: one padded batch
+    scored = tiny_runtime.loglikelihood_batch(requests, batch_size=8, max_padding=float("inf"))
+    for (context, choices), s in zip(requests, scored, strict=True):
+        for choice, lp in zip(choices, s.logprobs, strict=True):
+            assert lp == pytest.approx(brute_logprob(tiny_runtime, context, choice), abs=1e-4)
+
+
+def test_token_batches_cap_padding():
+    from harness.runtime import _token_batches
+
+    encoded = [([1] * n, [[1]]) for n in (50, 40, 30, 10, 10)]
+    assert _token_batches([0, 1, 2, 3, 4], encoded, 8, 10_000, max_padding=0.25) == [[0, 1, 2], [3, 4]]
+    assert _token_batches([0, 1, 2, 3, 4], encoded, 8, 10_000, max_padding=0.0) == [[0], [1], [2], [3, 4]]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager", "copied-cache"])
+def test_packed_and_copied_continuations_equal_brute_force(tiny_runtime, monkeypatch, attention):
+    """Continuations packed behind their context under a 4D mask (sdpa, eager) and the one-row-per-continuation
+    fallback give the same log-probs as a plain forward over context + continuation."""
+    from harness import runtime
+
+    packed = []
+    pack = runtime._pack_continuations
+    monkeypatch.setattr(runtime, "_pack_continuations", lambda *a: packed.append(1) or pack(*a))
+    if attention == "copied-cache":
+        monkeypatch.setattr(runtime, "_MASKABLE", ())
+    else:
+        tiny_runtime.model.set_attn_implementation(attention)
+    try:
+        requests = [("Pay", [" payment", " thirty days notice", " x", " France Paris"]),
+                    ("Either party may terminate this agreement on ninety", [" days notice", " Paris"])]
+        scored = tiny_runtime.loglikelihood_batch(requests, batch_size=8, max_padding=float("inf"))
+        for (context, choices), s in zip(requests, scored, strict=True):
+            for choice, lp in zip(choices, s.logprobs, strict=True):
+                assert lp == pytest.approx(brute_logprob(tiny_runtime, context, choice), abs=1e-4)
+        assert bool(packed) == (attention != "copied-cache")
+    finally:
+        tiny_runtime.model.set_attn_implementation("sdpa")
