@@ -59,7 +59,7 @@ def measure(device: str = "cpu", interval_s: float = 0.05) -> Iterator[Measured]
             result.peak_mem_bytes = max(peak[0], _rss_bytes())
 
 
-def summarize_latency(predictions: Sequence[Prediction], wall_s: float, batch_size: int) -> LatencySummary:
+def summarize_latency(predictions: Sequence[Prediction], wall_s: float, batch_size: int | None) -> LatencySummary:
     lat = np.array([p.latency_s for p in predictions], dtype=float)
     if lat.size == 0:
         return LatencySummary(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, batch_size)

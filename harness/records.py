@@ -128,7 +128,8 @@ class LatencySummary:
     items_per_s: float
     prompt_tokens_mean: float
     output_tokens_mean: float
-    batch_size: int
+    batch_size: int | None
+    """None: chosen automatically from free memory for each task."""
 
 
 @dataclass(frozen=True)

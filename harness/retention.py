@@ -15,7 +15,8 @@ from harness.runtime import ModelRuntime
 from harness.suites import Suite
 
 
-def score_retention(rt: ModelRuntime, suite: Suite, limit: int | None, batch_size: int) -> tuple[TaskResult, ...]:
+def score_retention(rt: ModelRuntime, suite: Suite, limit: int | None,
+                    batch_size: int | None) -> tuple[TaskResult, ...]:
     """Metrics of every retention task; prompts carry no system text and no strategy context."""
     results = []
     for task in suite.tasks:
@@ -29,7 +30,8 @@ def score_retention(rt: ModelRuntime, suite: Suite, limit: int | None, batch_siz
 class RetentionProbe:
     """Scores a model on the retention suite; the base model's scores are cached in `cache_dir`."""
 
-    def __init__(self, suite: Suite, model_identity: str, cache_dir: Path, limit: int | None, batch_size: int):
+    def __init__(self, suite: Suite, model_identity: str, cache_dir: Path, limit: int | None,
+                 batch_size: int | None):
         self.suite = suite
         self.limit = limit
         self.batch_size = batch_size

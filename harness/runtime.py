@@ -131,15 +131,21 @@ def kv_bytes_per_token(model: Any) -> int:
 
 
 def auto_batch_size(model: Any, max_seq_len: int, device: str = "cpu", *, cap: int = 64,
-                    memory_fraction: float = 0.5, free_bytes: int | None = None) -> int:
-    """The largest batch (1 to `cap`) whose KV cache at `max_seq_len` tokens per row fits in
-    `memory_fraction` of the free memory (`free_bytes`, else measured on `device`); the rest is left
-    for weights' workspace and activations."""
+                    memory_fraction: float = 0.5, free_bytes: int | None = None, all_logits: bool = False) -> int:
+    """The largest batch (1 to `cap`) whose KV cache at `max_seq_len` tokens per row (and, with
+    `all_logits`, fp32 logits at every position) fits in `memory_fraction` of the free memory
+    (`free_bytes`, else measured on `device`); the rest is left for weights' workspace and activations."""
     if max_seq_len < 1 or cap < 1 or not 0 < memory_fraction <= 1:
         raise ValueError("max_seq_len and cap must be >= 1 and memory_fraction in (0, 1]")
     free = free_memory_bytes(device) if free_bytes is None else free_bytes
-    rows = int(free * memory_fraction) // (kv_bytes_per_token(model) * max_seq_len)
+    per_token = kv_bytes_per_token(model) + (4 * _vocab_size(model) if all_logits else 0)
+    rows = int(free * memory_fraction) // (per_token * max_seq_len)
     return max(1, min(cap, rows))
+
+
+def _vocab_size(model: Any) -> int:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return int(config.vocab_size)
 
 
 class ModelRuntime:
@@ -179,9 +185,17 @@ class ModelRuntime:
         return sorted(i for i in ids if i is not None)
 
     # ------------------------------------------------------------ generation
-    def generate(self, texts: Sequence[str], max_new_tokens: int, batch_size: int = 8) -> list[Generation]:
-        """Greedy continuations of `texts`, batched by similar length with left padding."""
+    def batch_for(self, batch_size: int | None, max_seq_len: int, all_logits: bool = False) -> int:
+        """`batch_size`, or when None the largest batch whose cache at `max_seq_len` fits in free memory."""
+        if batch_size is not None:
+            return batch_size
+        return auto_batch_size(self.model, max(1, max_seq_len), self.device, all_logits=all_logits)
+
+    def generate(self, texts: Sequence[str], max_new_tokens: int, batch_size: int | None = 8) -> list[Generation]:
+        """Greedy continuations of `texts`, batched by similar length with left padding; each row stops
+        at its end of turn or end of text (the batch ends when every row has). `batch_size` None: automatic."""
         encoded = [self.encode(t) for t in texts]
+        batch_size = self.batch_for(batch_size, max(map(len, encoded), default=1) + max_new_tokens)
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
         out: list[Generation | None] = [None] * len(texts)
         for start in range(0, len(order), batch_size):
@@ -217,7 +231,7 @@ class ModelRuntime:
         """log P(continuation | context) for each continuation; the context is run once."""
         return self.loglikelihood_batch([(context, continuations)], batch_size=1)[0]
 
-    def loglikelihood_batch(self, requests: Sequence[tuple[str, Sequence[str]]], batch_size: int = 8,
+    def loglikelihood_batch(self, requests: Sequence[tuple[str, Sequence[str]]], batch_size: int | None = 8,
                             max_batch_tokens: int = 16384, max_padding: float = 0.1) -> list[Scored]:
         """Score many (context, continuations) requests. Contexts are batched by similar length with
         right padding and run once, causally and without a padding mask (so attention takes the fused
@@ -226,6 +240,8 @@ class ModelRuntime:
         few-shot contexts make smaller batches; `max_padding` caps the padding of a batch's contexts
         as a share of their real tokens (padding is computed like real tokens)."""
         encoded = [self._encode_request(ctx, conts) for ctx, conts in requests]
+        longest = max((len(ctx) + sum(map(len, conts)) for ctx, conts in encoded), default=1)
+        batch_size = self.batch_for(batch_size, longest)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
         out: list[Scored | None] = [None] * len(encoded)
         for idx in _token_batches(order, encoded, batch_size, max_batch_tokens, max_padding):
@@ -318,13 +334,15 @@ class ModelRuntime:
         logp = picked - torch.logsumexp(logits.float(), dim=-1)  # log-softmax without a vocabulary-wide copy
         return (logp * cont_mask[:, 1:]).sum(-1)
 
-    def token_nll(self, texts: Sequence[str], batch_size: int = 8) -> list[tuple[float, int]]:
+    def token_nll(self, texts: Sequence[str], batch_size: int | None = 8) -> list[tuple[float, int]]:
         """(summed negative log-likelihood, number of predicted tokens) for each text."""
         import torch
 
+        encoded = [self.encode(t) for t in texts]
+        batch_size = self.batch_for(batch_size, max(map(len, encoded), default=1), all_logits=True)
         out = []
         for start in range(0, len(texts), batch_size):
-            batch = [self.encode(t) for t in texts[start : start + batch_size]]
+            batch = encoded[start : start + batch_size]
             width = max(len(b) for b in batch)
             pad = self.tokenizer.pad_token_id
             ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=self.device)

@@ -21,10 +21,10 @@ from harness.runner import Runner, make_plan
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 
 
-def run(mini_suite, tiny_model_dir, tmp_path, strategies):
+def run(mini_suite, tiny_model_dir, tmp_path, strategies, batch_size=8):
     reg = Registry.discover()
     reg.add_plugin_file(PLUGINS)
-    plan = make_plan(CompareConfig(suite="mini", strategies=strategies, batch_size=8), mini_suite,
+    plan = make_plan(CompareConfig(suite="mini", strategies=strategies, batch_size=batch_size), mini_suite,
                      resolve_model(str(tiny_model_dir)), reg)
     events: list[tuple[str, dict]] = []
     runner = Runner(plan, reg, tmp_path / "cells", on_event=lambda e, **d: events.append((e, d)), device="cpu")
@@ -36,6 +36,20 @@ def test_out_of_memory_halves_the_batch_and_retries(mini_suite, tiny_model_dir, 
     assert rec.status == "ok" and rec.latency is not None and rec.latency.batch_size == 2
     assert [d["reason"] for e, d in events if e == "cell_retry"] == ["out of memory; batch size 4",
                                                                       "out of memory; batch size 2"]
+
+
+def test_out_of_memory_under_an_automatic_batch_restarts_from_eight(mini_suite, tiny_model_dir, tmp_path):
+    [rec], events = run(mini_suite, tiny_model_dir, tmp_path, ["oom-above-2"], batch_size="auto")
+    assert rec.status == "ok" and rec.latency is not None and rec.latency.batch_size == 2
+    assert [d["reason"] for e, d in events if e == "cell_retry"] == [
+        "out of memory; batch size 8", "out of memory; batch size 4", "out of memory; batch size 2"]
+
+
+def test_batch_size_is_a_number_or_auto():
+    assert CompareConfig(suite="s", batch_size="auto").batch_size == "auto"
+    for bad in ("fast", 0, 2000):
+        with pytest.raises(ValueError):
+            CompareConfig(suite="s", batch_size=bad)
 
 
 def test_out_of_memory_at_batch_one_fails_the_cell_and_the_others_run(mini_suite, tiny_model_dir, tmp_path):

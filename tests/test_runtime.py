@@ -152,3 +152,26 @@ def test_packed_and_copied_continuations_equal_brute_force(tiny_runtime, monkeyp
         assert bool(packed) == (attention != "copied-cache")
     finally:
         tiny_runtime.model.set_attn_implementation("sdpa")
+
+
+def test_automatic_batch_size_gives_the_same_results(tiny_runtime, monkeypatch):
+    """batch_size None picks the batch from free memory (here: 80 tokens' cache in half of it) and changes
+    no result."""
+    from harness import runtime
+
+    chosen = []
+    auto = runtime.auto_batch_size
+    monkeypatch.setattr(runtime, "auto_batch_size", lambda *a, **k: chosen.append(auto(*a, **k)) or chosen[-1])
+    monkeypatch.setattr(runtime, "free_memory_bytes", lambda device: 2 * 2 * 40 * runtime.kv_bytes_per_token(
+        tiny_runtime.model))
+    texts = ["Pay", "Either party may terminate this agreement.", "What is the capital of France?"]
+    auto_gen, one_gen = tiny_runtime.generate(texts, 5, batch_size=None), tiny_runtime.generate(texts, 5, batch_size=1)
+    assert [g.text for g in auto_gen] == [g.text for g in one_gen]
+    requests = [(t, [" a", " b c"]) for t in texts]
+    auto_lp = [lp for s in tiny_runtime.loglikelihood_batch(requests, batch_size=None) for lp in s.logprobs]
+    one_lp = [lp for s in tiny_runtime.loglikelihood_batch(requests, batch_size=1) for lp in s.logprobs]
+    assert auto_lp == pytest.approx(one_lp, abs=1e-4)
+    auto_nll = [s for s, _ in tiny_runtime.token_nll(texts, batch_size=None)]
+    assert auto_nll == pytest.approx([s for s, _ in tiny_runtime.token_nll(texts, 1)], abs=1e-3)
+    longest = max(len(tiny_runtime.encode(t)) for t in texts)
+    assert chosen[0] == (2 * 40) // (longest + 5) > 1  # generation: rows of the longest prompt + 5 new tokens
