@@ -36,7 +36,7 @@ def extract_answer(text: str) -> str:
 
 def _meta(example: Example, prompt: Prompt) -> dict[str, Any]:
     """Example fields kept for breakdowns, plus what the strategy attached to the prompt."""
-    kept: dict[str, Any] = {k: example.meta[k] for k in ("coverage", "doc_id") if k in example.meta}
+    kept: dict[str, Any] = {k: example.meta[k] for k in ("coverage", "doc_id", "evidence_spans") if k in example.meta}
     return {**kept, **prompt.meta}
 
 
@@ -91,16 +91,46 @@ EVALUATORS: dict[str, Evaluator] = {
 
 def retrieval_metrics(preds: Sequence[Prediction]) -> dict[str, float]:
     """recall@1/@k and MRR of the gold document, over items that have both a gold doc_id and a
-    `retrieved` list from the strategy; empty when the strategy retrieves nothing."""
-    scored = [p for p in preds if "retrieved" in p.meta and "doc_id" in p.meta]
+    `retrieved` list from the strategy (items whose retrieval was confined to their own document
+    are left out: they would score 1 by construction), then evidence recall; empty when the
+    strategy retrieves nothing."""
+    scored = [p for p in preds if "retrieved" in p.meta and "doc_id" in p.meta and p.meta.get("scope") != "document"]
     if not scored:
-        return {}
+        return evidence_metrics(preds)
     k = max(len(p.meta["retrieved"]) for p in scored)
     return {
         "recall@1": M.mean([M.recall_at_k(p.meta["retrieved"], p.meta["doc_id"], 1) for p in scored]),
         f"recall@{k}": M.mean([M.recall_at_k(p.meta["retrieved"], p.meta["doc_id"], k) for p in scored]),
         "mrr": M.mean([M.reciprocal_rank(p.meta["retrieved"], p.meta["doc_id"]) for p in scored]),
+        **evidence_metrics(preds),
     }
+
+
+def _item_evidence(p: Prediction, n: int) -> tuple[float, float] | None:
+    """(found, covered) shares of the item's gold spans among its first n retrieved chunks that
+    belong to its own document."""
+    from harness.retrieval import evidence_recall
+
+    pairs = zip(p.meta["chunk_spans"][:n], p.meta["retrieved"][:n], strict=True)
+    own = [(int(s), int(e)) for (s, e), doc in pairs if doc == p.meta.get("doc_id")]
+    return evidence_recall(p.meta["evidence_spans"], own)
+
+
+def evidence_metrics(preds: Sequence[Prediction]) -> dict[str, float]:
+    """Recall of the gold evidence spans (harness.retrieval.evidence_recall) by the chunks put in
+    the prompt (k) and by all chunks retrieved (depth): `evidence_recall@n`, the mean over items
+    with gold spans of the share of their spans a chunk overlaps, and `evidence_covered@k`, the
+    share fully inside the prompt's chunks. Items without gold spans (NotMentioned) are left out."""
+    scored = [p for p in preds if p.meta.get("evidence_spans") and "chunk_spans" in p.meta]
+    if not scored:
+        return {}
+    k = max(len(p.meta.get("chunks", p.meta["chunk_spans"])) for p in scored)
+    depth = max(len(p.meta["chunk_spans"]) for p in scored)
+    at = {n: [r for p in scored if (r := _item_evidence(p, n)) is not None] for n in dict.fromkeys((k, depth))}
+    if not at[k]:
+        return {}
+    out = {f"evidence_recall@{n}": M.mean([found for found, _ in rows]) for n, rows in at.items()}
+    return {**out, f"evidence_covered@{k}": M.mean([covered for _, covered in at[k]])}
 
 
 def aggregate(task: Task, preds: Sequence[Prediction]) -> TaskResult:

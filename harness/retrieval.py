@@ -5,6 +5,11 @@ repeated between neighbours. The index is exact (flat inner product on normalize
 small corpora and HNSW or IVF above a size threshold. An index is cached under a key that hashes
 the documents, the chunking options and the embedder, and is rebuilt only when one changes.
 Indexes are saved with FAISS's own format and chunks as JSON: nothing is ever unpickled.
+
+Evidence recall scores retrieval against gold character spans (ContractNLI's evidence): a gold
+span is *found* when a retrieved chunk of the same document shares at least one character with
+it (half-open offsets: [s, e) and [cs, ce) overlap when max(s, cs) < min(e, ce)), and *covered*
+when every one of its characters lies inside the union of the retrieved chunks.
 """
 
 from __future__ import annotations
@@ -138,6 +143,30 @@ class VectorIndex:
         scores, idx = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, idx
 
+    def positions_of(self, doc_id: str) -> list[int]:
+        """Index positions of one document's chunks."""
+        return [i for i, c in enumerate(self.chunks) if c.doc_id == doc_id]
+
+    def search_within(self, queries: np.ndarray, k: int, positions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Like `search`, but only among the chunks at `positions` (one document's, say): FAISS's
+        ID selector, so the ranking is the index's own; -1 pads rows when fewer chunks exist."""
+        import faiss as faiss_module
+
+        faiss: Any = faiss_module  # its type stubs lack the search-parameter classes
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if not positions:
+            return np.full((len(q), k), -np.inf, dtype=np.float32), np.full((len(q), k), -1, dtype=np.int64)
+        selector = faiss.IDSelectorBatch(np.asarray(positions, dtype=np.int64))
+        params: Any
+        if isinstance(self.index, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.index.hnsw.efSearch, k))
+        elif isinstance(self.index, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.index.nlist)  # every list: ids are few
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        scores, idx = self.index.search(q, k, params=params)
+        return scores, idx
+
     def save(self, folder: Path) -> None:
         import faiss
 
@@ -158,6 +187,42 @@ class VectorIndex:
 
     def nbytes(self, folder: Path) -> int:
         return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+# ---------------------------------------------------------------- evidence recall
+Span = tuple[int, int]
+
+
+def spans_overlap(a: Span, b: Span) -> bool:
+    """At least one character in common (half-open offsets)."""
+    return max(a[0], b[0]) < min(a[1], b[1])
+
+
+def _merged(spans: Sequence[Span]) -> list[Span]:
+    out: list[Span] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def span_covered(span: Span, retrieved: Sequence[Span]) -> bool:
+    """Every character of `span` lies inside the union of the `retrieved` spans."""
+    return any(s <= span[0] and span[1] <= e for s, e in _merged(retrieved))
+
+
+def evidence_recall(gold: Sequence[Span], retrieved: Sequence[Span]) -> tuple[float, float] | None:
+    """(share of gold spans overlapped by a retrieved span, share fully covered by the retrieved
+    spans' union); both spans lists index the same document. None when there is no non-empty gold
+    span to find (ContractNLI's NotMentioned items have none)."""
+    spans = [(int(s), int(e)) for s, e in gold if int(e) > int(s)]
+    if not spans:
+        return None
+    found = sum(any(spans_overlap(g, r) for r in retrieved) for g in spans)
+    covered = sum(span_covered(g, retrieved) for g in spans)
+    return found / len(spans), covered / len(spans)
 
 
 def index_key(docs: Sequence[Document], options: dict[str, Any], embedder: str) -> str:

@@ -1,5 +1,11 @@
 """Retrieval-augmented generation: the suite's corpus, chunked, embedded and indexed with FAISS;
-the top-k chunks go into the prompt, tagged with their ids. Weights are untouched."""
+the top-k chunks go into the prompt, tagged with their ids. Weights are untouched.
+
+Short-answer tasks get retrieved context, and so does any task whose items carry gold
+`evidence_spans` (ContractNLI's 3-way classification): the suite then says where the answer lies.
+Such an item is a question about one given document (its `doc_id`), so by default its retrieval
+is confined to that document's chunks; the harness scores the chunks' character offsets against
+the gold spans (see harness.retrieval.evidence_recall)."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from pydantic import Field, model_validator
 
 from harness.cache import atomic_write_text
 from harness.embeddings import DEFAULT_EMBEDDER, embed
-from harness.errors import Unsupported
+from harness.errors import HarnessError, Unsupported
 from harness.prompts import DEFAULT_SYSTEM, context_prompt, zero_shot_prompt
 from harness.records import AdaptReport, Document, Example, KnowledgeUpdate, Prompt
 from harness.retrieval import IndexKind, VectorIndex, chunk_corpus, index_key
@@ -37,6 +43,10 @@ class Rag:
         index: IndexKind = Field("auto", description="flat (exact), hnsw, ivf, or auto by corpus size.")
         hnsw_threshold: int = Field(50_000, ge=1, description="auto: HNSW from this many chunks.")
         kinds: list[str] = Field(["short-answer"], description="Task kinds that get retrieved context.")
+        evidence_tasks: bool = Field(True, description="Also tasks of any kind whose items carry evidence_spans.")
+        scope: Literal["auto", "corpus", "document"] = Field(
+            "auto", description="Search the whole corpus, or only the item's doc_id document; auto: the document "
+            "for items with evidence_spans (a question about that document), the corpus otherwise.")
         update_docs: int = Field(0, ge=0, description="Hold out N documents and time adding them.")
         system: str = Field(DEFAULT_SYSTEM, description="System prompt; empty for none.")
 
@@ -101,25 +111,61 @@ class Rag:
         return KnowledgeUpdate(len(docs), wall, "index-add", len(items), recall)
 
     # ------------------------------------------------------------ prompts: retrieve per question
-    def _retrieve(self, queries: list[str]) -> tuple[list[list[str]], list[list[int]], float]:
-        """(doc ids, chunk positions) of the top chunks per query, best first, and seconds per query."""
+    def _retrieve(self, queries: list[str], within: Sequence[str | None] | None = None
+                  ) -> tuple[list[list[str]], list[list[int]], float]:
+        """(doc ids, chunk positions) of the top chunks per query, best first, and seconds per query.
+        `within[i]`, when given and not None, confines query i to that document's chunks."""
         assert self.index is not None, "adapt() must run before prompts()"
         t0 = time.perf_counter()
         depth = max(self.options.k, self.options.depth)
-        _, idx = self.index.search(embed(queries, self.options.embedder), depth)
+        vectors = embed(queries, self.options.embedder)
+        scopes = list(within) if within is not None else [None] * len(queries)
+        rows: list[list[int]] = [[] for _ in queries]
+        for doc_id in dict.fromkeys(scopes):  # one search per scope: a document's questions together
+            sel = [i for i, s in enumerate(scopes) if s == doc_id]
+            if doc_id is None:
+                _, idx = self.index.search(vectors[sel], depth)
+            else:
+                _, idx = self.index.search_within(vectors[sel], depth, self.index.positions_of(doc_id))
+            for i, row in zip(sel, idx, strict=True):
+                rows[i] = [int(p) for p in row if p >= 0]
         per_query = (time.perf_counter() - t0) / max(1, len(queries))
-        positions = [[int(i) for i in row if i >= 0] for row in idx]
-        return [[self.index.chunks[i].doc_id for i in row] for row in positions], positions, per_query
+        return [[self.index.chunks[i].doc_id for i in row] for row in rows], rows, per_query
+
+    def _gets_context(self, task: Task) -> bool:
+        if task.kind in self.options.kinds:
+            return True
+        return self.options.evidence_tasks and _has_evidence(task)
+
+    def _scope(self, ex: Example) -> str | None:
+        """The document an item's retrieval is confined to, or None for the whole corpus."""
+        scope = self.options.scope
+        if scope == "corpus" or (scope == "auto" and "evidence_spans" not in ex.meta):
+            return None
+        doc_id = ex.meta.get("doc_id")
+        if not isinstance(doc_id, str) or not doc_id:
+            raise HarnessError(f"rag scope={scope}: item {ex.id!r} has no doc_id naming the document it is about")
+        return doc_id
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
-        if task.kind not in self.options.kinds or not examples:
+        if not examples or not self._gets_context(task):
             return [zero_shot_prompt(task, ex, self.options.system) for ex in examples]
         assert self.index is not None
-        docs, positions, per_query = self._retrieve([ex.input for ex in examples])
+        scopes = [self._scope(ex) for ex in examples]
+        docs, positions, per_query = self._retrieve([ex.input for ex in examples], scopes)
         out = []
-        for ex, doc_ids, pos in zip(examples, docs, positions, strict=True):
+        for ex, doc_ids, pos, scope in zip(examples, docs, positions, scopes, strict=True):
             chunks = [self.index.chunks[i] for i in pos[: self.options.k]]
             prompt = context_prompt(task, ex, [(c.id, c.text) for c in chunks], self.options.system)
-            meta = {"retrieved": doc_ids, "chunks": [c.id for c in chunks], "retrieval_s": per_query}
+            meta: dict[str, Any] = {"retrieved": doc_ids, "chunks": [c.id for c in chunks], "retrieval_s": per_query,
+                                    "chunk_spans": [[self.index.chunks[i].start, self.index.chunks[i].end]
+                                                    for i in pos]}
+            if scope is not None:
+                meta["scope"] = "document"
             out.append(Prompt(prompt.messages, meta))
         return out
+
+
+def _has_evidence(task: Task) -> bool:
+    """Whether the task's items carry gold evidence spans (character offsets in their document)."""
+    return any("evidence_spans" in ex.meta for split in (task.test, task.dev, task.train) for ex in split)

@@ -64,6 +64,21 @@ def test_contractnli_folder_keeps_its_splits(tmp_path):
     assert (len(task.train), len(task.dev), len(task.test)) == (12, 0, 6)
 
 
+def test_contractnli_evidence_spans_are_trimmed_of_whitespace(tmp_path):
+    """The release's spans often run into the next one's leading space; retrieval scoring wants the
+    clause itself, so a chunk holding the whole clause covers it."""
+    raw = json.loads(CNLI.read_text())
+    doc = raw["documents"][0]
+    s, e = doc["spans"][4]
+    doc["spans"][4] = [s - 1, e + 1]  # take in the newlines either side
+    assert doc["text"][s - 1] == "\n" and doc["text"][e] == "\n"
+    (tmp_path / "dev.json").write_text(json.dumps(raw))
+    suite = import_suite("contractnli", str(tmp_path / "dev.json"), tmp_path / "s")
+    items = [ex for split in splits_of(suite.tasks[0]).values() for ex in split]
+    [ex] = [ex for ex in items if ex.id == "doc-100-nda-1"]
+    assert ex.meta["evidence_spans"] == [[s, e]] and ex.meta["evidence"] == [doc["text"][s:e]]
+
+
 def test_import_is_reproducible_and_ids_are_stable(tmp_path):
     a = import_suite("contractnli", str(CNLI), tmp_path / "a", ImportOptions(name="same"))
     b = import_suite("contractnli", str(CNLI), tmp_path / "b", ImportOptions(name="same"))

@@ -25,7 +25,7 @@ from harness.suites import Suite, load_suite_dir
 
 Adapter = Callable[[str, ImportOptions], SuiteData]
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 """Part of every cache key: bump it when an adapter's output changes for the same input."""
 
 _ADAPTERS: dict[str, str | Adapter] = {

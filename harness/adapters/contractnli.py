@@ -8,7 +8,10 @@ and `labels[<hypothesis key>].hypothesis`.
 
 One classification task, `contractnli`: one item per (document, hypothesis), `text` =
 "Hypothesis: ...", with `doc_id`, `hypothesis_key`, `evidence` (the evidence span texts) and
-`evidence_spans` ([start, end] character offsets). The documents become the corpus
+`evidence_spans` ([start, end] character offsets in the document). The release's spans often end
+in the space before the next one; the evidence is trimmed of surrounding whitespace, so a chunk
+that holds the whole clause covers it (retrieval chunks never start or end in whitespace).
+The documents become the corpus
 (`corpus/<doc_id>.txt`). A single file (or `--carve`) is carved 70/15/15 by document, so the
 hypotheses of one contract never straddle two splits; a folder with `test.json` keeps its splits.
 """
@@ -74,13 +77,21 @@ def _parse(path: Path) -> _Release:
         raise SuiteError(_pydantic_problems(str(path), e)) from None
 
 
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without leading or trailing whitespace (unchanged when it is all whitespace)."""
+    piece = text[start:end]
+    if not piece.strip():
+        return start, end
+    return start + len(piece) - len(piece.lstrip()), end - (len(piece) - len(piece.rstrip()))
+
+
 def _evidence(path: Path, i: int, key: str, doc: _Document, spans: list[int]) -> list[tuple[int, int]]:
     out = []
     for s in spans:
         if not 0 <= s < len(doc.spans):
             where = f"documents.{i}.annotation_sets.0.annotations.{key}.spans"
             raise HarnessError(f"{path}: field '{where}': span {s} out of range ({len(doc.spans)} spans)")
-        out.append(doc.spans[s])
+        out.append(_trimmed(doc.text, *doc.spans[s]))
     return out
 
 

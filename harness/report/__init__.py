@@ -121,12 +121,21 @@ def _retrieval_rows(records: list[CellRecord]) -> list[dict[str, Any]]:
         if rec.latency and rec.seed in baseline:
             extra = rec.latency.prompt_tokens_mean - baseline[rec.seed]
         rows.append({
+            "recall": _recall_by_task(rec),
             "strategy": rec.strategy, "seed": rec.seed, "chunks": rec.adapt.extras.get("index_chunks"),
             "build_s": rec.adapt.extras.get("index_build_s"), "index_mb": rec.adapt.artifact_bytes / 1e6,
             "retrieval_ms": None if per_query is None else per_query * 1000, "extra_tokens": extra,
             "knowledge": upd,
         })
     return rows
+
+
+def _recall_by_task(rec: CellRecord) -> list[tuple[str, list[tuple[str, float]]]]:
+    """(task, [(retrieval metric, value)]) for the cell's tasks that report retrieval recall."""
+    from harness.report.views import is_recall_metric
+
+    found = [(t.task, [(m, v) for m, v in t.metrics.items() if is_recall_metric(m)]) for t in rec.tasks]
+    return [(task, metrics) for task, metrics in found if metrics]
 
 
 def _item_scores(rec: CellRecord, task: str, metric: str) -> dict[str, float]:

@@ -141,10 +141,17 @@ def chart_retrieval(records: list[CellRecord]) -> str | None:
     bars = []
     for rec in records:
         for t in rec.tasks:
-            found = {k: v for k, v in t.metrics.items() if k.startswith("recall@") or k == "mrr"}
+            found = {k: v for k, v in t.metrics.items() if is_recall_metric(k)}
             if found and rec.status == "ok":
                 bars.append(charts.Bar(f"{rec.strategy} s{rec.seed} {t.task}", found))
-    return charts.bars(bars, "Retrieval of the gold document", "share of questions") if bars else None
+    return charts.bars(bars, "Retrieval recall (gold document; gold evidence spans)", "share of questions") \
+        if bars else None
+
+
+def is_recall_metric(name: str) -> bool:
+    """Retrieval metrics in a task's results: recall@k and MRR of the gold document, and recall or
+    coverage of the gold evidence spans (harness.evaluation.evidence_metrics)."""
+    return name.startswith(("recall@", "evidence_recall@", "evidence_covered@")) or name == "mrr"
 
 
 def all_charts(rows: list[SummaryRow], records: list[CellRecord], c: Constraints) -> dict[str, str]:
