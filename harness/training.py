@@ -151,15 +151,28 @@ def _kill_point_after_save() -> Any:
     return KillPointAfterSave()
 
 
+def text_rows(rt: ModelRuntime, texts: Sequence[str], max_len: int) -> list[dict[str, list[int]]]:
+    """Plain next-token-loss rows (every token is a label), each text ending with end-of-text:
+    continued pretraining and general-text replay (see strategies/continued.py, rehearsal.py)."""
+    eos = rt.tokenizer.eos_token or ""
+    rows = []
+    for text in texts:
+        ids = rt.encode(text + eos)[:max_len]
+        rows.append({"input_ids": ids, "labels": list(ids)})
+    return rows
+
+
 def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: Path, seed: int,
-              device: str, optim: str | None = None) -> TrainResult:
-    """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss."""
+              device: str, optim: str | None = None, extra_train: Sequence[dict[str, list[int]]] = (),
+              extra_dev: Sequence[dict[str, list[int]]] = ()) -> TrainResult:
+    """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss.
+    `extra_train`/`extra_dev` are further token rows (input_ids, labels) mixed into either split."""
     from datasets import Dataset
     from transformers import EarlyStoppingCallback, Trainer
     from transformers.trainer_callback import PrinterCallback
 
-    train = tokenize_pairs(rt, sft_pairs(rt, suite, "train", o.system), o.max_seq_len)
-    dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", o.system), o.max_seq_len)
+    train = tokenize_pairs(rt, sft_pairs(rt, suite, "train", o.system), o.max_seq_len) + list(extra_train)
+    dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", o.system), o.max_seq_len) + list(extra_dev)
     if not train:
         from harness.errors import Unsupported
 

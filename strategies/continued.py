@@ -1,0 +1,138 @@
+"""Continued pretraining: unsupervised next-token training on the suite's corpus (its documents cut
+into token windows, every token a label), optionally followed by instruction tuning on the train
+split. LoRA by default, or every weight (`method: full-ft`).
+
+Fair budget: both phases share the step budget every weight strategy gets (max_steps, or
+cpu_max_steps on CPU), `pretrain_share` of it for the corpus; with an epoch budget each phase runs
+`epochs`. Both phases validate on the suite's dev split (answer-token loss) and keep their best
+checkpoint, as every weight strategy does: the corpus phase is unsupervised, model selection is not.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any, ClassVar, Literal
+
+from harness_strategies.weights import LoraOptions, _lora_config, _Trained
+from pydantic import Field
+
+from harness.errors import Unsupported
+from harness.records import Document
+from harness.runtime import ModelRuntime
+from harness.strategy import Adapted, RunContext
+from harness.suites import Suite
+from harness.training import TrainOptions, TrainResult, sft_train
+
+DEFAULT_LR = {"lora": 1e-3, "full-ft": 1e-4}
+
+
+class ContinuedOptions(LoraOptions):
+    method: Literal["lora", "full-ft"] = Field("lora", description="LoRA adapters (the LoRA options apply) "
+                                                "or every weight of a copy.")
+    learning_rate: float | None = Field(None, gt=0, le=1.0, description="None: lora 1e-3, full-ft 1e-4.")
+    then_instruct: bool = Field(True, description="After the corpus, instruction-tune on the train split.")
+    pretrain_share: float = Field(0.5, gt=0, lt=1, description="Share of a step budget spent on the corpus "
+                                  "when instruction tuning follows.")
+    chunk_tokens: int = Field(256, ge=16, le=32768, description="Corpus window length in tokens (at most "
+                              "max_seq_len).")
+
+
+def step_budget(o: TrainOptions, device: str) -> int:
+    """Optimizer steps one training gets (-1: an epoch budget), as harness.training.train_args caps them."""
+    if not device.startswith("cuda") and o.cpu_max_steps:
+        return o.cpu_max_steps if o.max_steps < 0 else min(o.max_steps, o.cpu_max_steps)
+    return o.max_steps
+
+
+def split_budget(total: int, share: float, then_instruct: bool) -> tuple[int, int]:
+    """(corpus steps, instruction steps); -1 means the epoch budget; each phase gets at least one."""
+    if total < 0:
+        return -1, (-1 if then_instruct else 0)
+    if not then_instruct:
+        return total, 0
+    pretrain = min(max(1, round(total * share)), max(1, total - 1))
+    return pretrain, max(1, total - pretrain)
+
+
+def corpus_rows(rt: ModelRuntime, docs: list[Document], window: int) -> list[dict[str, list[int]]]:
+    """Every document as consecutive token windows (the last one shorter), ending with end-of-text."""
+    eos = rt.tokenizer.eos_token or ""
+    rows = []
+    for doc in docs:
+        ids = rt.encode(doc.text.strip() + eos)
+        rows += [{"input_ids": ids[i : i + window], "labels": ids[i : i + window]} for i in range(0, len(ids), window)]
+    return rows
+
+
+def held_out(suite: Suite, n: int) -> set[str]:
+    """The documents a knowledge update holds out (the same rule as weights._Trained.adapt)."""
+    docs = sorted(d.id for d in suite.corpus)
+    return set(docs[len(docs) - min(n, len(docs)) :]) if docs and n else set()
+
+
+def chain(first: TrainResult, second: TrainResult | None) -> TrainResult:
+    """Both phases as one training: steps and tokens added, the second curve after the first."""
+    if second is None:
+        return first
+    offset = float(first.steps)
+    curve = first.curve + tuple({**r, "step": r["step"] + offset} for r in second.curve)
+    return TrainResult(curve, first.train_tokens + second.train_tokens, second.best_dev_loss,
+                       first.steps + second.steps, first.stopped_early or second.stopped_early)
+
+
+class ContinuedPretraining(_Trained):
+    """Next-token training on the corpus, then (optionally) the usual instruction tuning."""
+
+    name: ClassVar[str] = "continued-pretraining"
+    description: ClassVar[str] = ("Next-token training on the suite's corpus (LoRA or full), then optionally "
+                                  "instruction tuning.")
+    Options: ClassVar[type[ContinuedOptions]] = ContinuedOptions
+
+    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        if not suite.corpus:
+            raise Unsupported(f"suite {suite.name!r} has no corpus (suite.toml `corpus`) to pretrain on")
+        self.phases: dict[str, float] = {}
+        return super().adapt(run, suite)
+
+    def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
+        model = copy.deepcopy(base.model)
+        if self.options.method == "full-ft":
+            for p in model.parameters():
+                p.requires_grad_(True)
+            return model
+        from peft import get_peft_model
+
+        return get_peft_model(model, _lora_config(self.options))
+
+    def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
+        o = self.options
+        hold = held_out(suite, o.update_docs)
+        docs = [d for d in suite.corpus if (d.id in hold) == (folder == "update")]
+        pre_steps, inst_steps = split_budget(step_budget(o, run.device), o.pretrain_share, o.then_instruct)
+        lr = o.learning_rate or DEFAULT_LR[o.method]
+        out = run.work_dir / folder
+        rows = corpus_rows(rt, docs, min(o.chunk_tokens, o.max_seq_len))
+        no_train = replace(suite, tasks=tuple(replace(t, train=()) for t in suite.tasks))
+        first = sft_train(model, rt, no_train, self._phase(lr, pre_steps), out / "pretrain", run.seed, run.device,
+                          extra_train=rows)
+        second = None
+        if o.then_instruct:
+            second = sft_train(model, rt, suite, self._phase(lr, inst_steps), out / "instruct", run.seed, run.device)
+        if folder == "train":
+            self.phases = {"pretrain_steps": float(first.steps), "pretrain_tokens": float(first.train_tokens),
+                           "corpus_windows": float(len(rows)),
+                           "instruct_steps": float(second.steps if second else 0)}
+        return chain(first, second)
+
+    def _phase(self, lr: float, steps: int) -> Any:
+        """This phase's options: its share of the steps (already capped, so no CPU cap again)."""
+        update: dict[str, Any] = {"learning_rate": lr}
+        if steps >= 0:
+            update |= {"max_steps": steps, "cpu_max_steps": 0}
+        return self.options.model_copy(update=update)
+
+    def _report(self, model: Any, result: TrainResult, artifact_bytes: int) -> Any:
+        report = super()._report(model, result, artifact_bytes)
+        note = "corpus then instruction tuning" if self.options.then_instruct else "corpus only"
+        return replace(report, extras={**report.extras, **self.phases}, notes=f"continued pretraining: {note}")

@@ -1,0 +1,128 @@
+"""Rehearsal: LoRA or full fine-tuning with general-text replay mixed into the training data, to
+mitigate forgetting. Replay rows are plain next-token-loss examples (every token a label) drawn,
+seeded, from a general-text replay corpus; the task rows, dev split, loop and budget are exactly
+those of `lora` / `full-ft` (harness.training.sft_train), so `rehearsal` against the same method
+without replay isolates the effect of replay.
+
+The replay corpus is never the retention test data: by default it is `replay.jsonl` beside the
+suite's retention suite (suites/general/replay.jsonl: 81 paragraphs of encyclopedic English written
+for this project, on topics that the retention suite's text task does not cover).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from harness_strategies.weights import LoraOptions, _lora_config, _Trained
+from pydantic import Field
+
+from harness.errors import HarnessError
+from harness.runtime import ModelRuntime
+from harness.strategy import RunContext
+from harness.suites import Suite, resolve_suite
+from harness.training import TrainResult, sft_pairs, sft_train, text_rows
+
+REPLAY_FILE = "replay.jsonl"
+DEFAULT_LR = {"lora": 1e-3, "full-ft": 1e-4}
+"""The defaults of `lora` and `full-ft`, so that without replay rehearsal trains exactly as they do."""
+
+
+class RehearsalOptions(LoraOptions):
+    method: Literal["lora", "full-ft"] = Field("lora", description="What trains: LoRA adapters (the LoRA "
+                                                "options apply) or every weight of a copy.")
+    learning_rate: float | None = Field(None, gt=0, le=1.0, description="None: the method's default "
+                                        "(lora 1e-3, full-ft 1e-4).")
+    replay_fraction: float = Field(0.25, ge=0, lt=1, description="Share of the training rows that are "
+                                   "general-text replay (0: none, the plain method).")
+    replay_path: str | None = Field(None, description="JSONL of {id, text} replay paragraphs; None: "
+                                    "replay.jsonl of the suite's retention suite (else of `general`).")
+
+
+def replay_source(suite: Suite, path: str | None) -> Path:
+    """The replay corpus file: `path`, or replay.jsonl beside the retention suite."""
+    if path:
+        return Path(path).expanduser()
+    return resolve_suite(suite.retention or "general") / REPLAY_FILE
+
+
+def read_replay(path: Path) -> list[str]:
+    """Replay paragraphs from a JSONL file of objects with a non-empty `text`."""
+    if not path.is_file():
+        raise HarnessError(f"replay corpus not found: {path} (set replay_path to a JSONL of {{id, text}} lines)")
+    texts = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line).get("text")
+        except (json.JSONDecodeError, AttributeError):
+            text = None
+        if not isinstance(text, str) or not text.strip():
+            raise HarnessError(f"{path}:{n}: a replay line must be a JSON object with a non-empty 'text'")
+        texts.append(text)
+    if not texts:
+        raise HarnessError(f"{path}: the replay corpus is empty")
+    return texts
+
+
+def replay_count(n_task: int, fraction: float) -> int:
+    """Replay rows so that they make up `fraction` of task + replay rows."""
+    return math.ceil(n_task * fraction / (1 - fraction)) if fraction > 0 else 0
+
+
+def draw_replay(texts: list[str], n: int, rng: Any) -> list[str]:
+    """`n` paragraphs: whole shuffled passes over the corpus (each used before any repeats)."""
+    out: list[str] = []
+    while len(out) < n:
+        out += [texts[i] for i in rng.permutation(len(texts))]
+    return out[:n]
+
+
+class Rehearsal(_Trained):
+    """`lora` or `full-ft` with a share of general-text replay in the training rows."""
+
+    name: ClassVar[str] = "rehearsal"
+    description: ClassVar[str] = "LoRA or full fine-tuning with general-text replay mixed in, against forgetting."
+    Options: ClassVar[type[RehearsalOptions]] = RehearsalOptions
+
+    def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
+        model = copy.deepcopy(base.model)
+        if self.options.method == "full-ft":
+            for p in model.parameters():
+                p.requires_grad_(True)
+            return model
+        from peft import get_peft_model
+
+        return get_peft_model(model, _lora_config(self.options))
+
+    def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
+        o = self.options
+        budget = o.model_copy(update={"learning_rate": o.learning_rate or DEFAULT_LR[o.method]})
+        n_task = len(sft_pairs(rt, suite, "train", o.system))
+        source = replay_source(suite, o.replay_path)
+        n = replay_count(n_task, o.replay_fraction)
+        texts = draw_replay(read_replay(source), n, run.rng("rehearsal", folder)) if n else []
+        note = (f"replay: {len(texts)} general-text rows ({o.replay_fraction:.0%} of training rows) "
+                f"from {source.name} sha256 {_sha256(source)[:12]}" if n else "replay: none")
+        if folder == "train":  # the record describes the main training, not a knowledge update's
+            self.replay = {"replay_rows": float(len(texts)), "task_rows": float(n_task)}
+            self.replay_note = note
+        rows = text_rows(rt, texts, o.max_seq_len)
+        optim = self.cuda_optimizer if run.device.startswith("cuda") else None
+        return sft_train(model, rt, suite, budget, run.work_dir / folder, run.seed, run.device, optim,
+                         extra_train=rows)
+
+    def _report(self, model: Any, result: TrainResult, artifact_bytes: int) -> Any:
+        from dataclasses import replace
+
+        report = super()._report(model, result, artifact_bytes)
+        return replace(report, extras={**report.extras, **self.replay}, notes=self.replay_note)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
