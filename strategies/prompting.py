@@ -65,6 +65,8 @@ class FewShot:
         return unchanged_weights(run)
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        if not examples:  # e.g. a task without dev items when tuning on dev
+            return []
         shots = self._similar(task, examples) if self.options.selection == "similar" else [
             self._random(run, task, ex) for ex in examples
         ]

@@ -7,8 +7,9 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from harness.cli import compare, recommend, report, strategies, suites
+from harness.cli import compare, recommend, report, strategies, suites, tune
 from harness.errors import HarnessError, SuiteError
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.command("strategies")(strategies.strategies)
 app.add_typer(suites.app, name="suites")
 app.command("report")(report.report)
 app.command("recommend")(recommend.recommend)
+app.command("tune")(tune.tune)
 
 err = Console(stderr=True, highlight=False)
 
@@ -47,7 +49,7 @@ def main() -> None:
             raise
         problems = e.problems if isinstance(e, SuiteError) else [str(e)]
         for p in problems[:20]:
-            err.print(f"[bold red]error:[/] {p}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(p)}", markup=True, soft_wrap=True)  # text, not markup
         if len(problems) > 20:
             err.print(f"... and {len(problems) - 20} more problems")
         sys.exit(2)
