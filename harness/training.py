@@ -9,14 +9,17 @@ the budget rules and the loop are the same for all, so comparisons are fair.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.faults import kill_point
 from harness.prompts import DEFAULT_SYSTEM, answer_text, zero_shot_prompt
@@ -44,6 +47,53 @@ class TrainOptions(StrategyOptions):
     patience: int = Field(3, ge=1, description="Dev evaluations without improvement before stopping.")
     update_docs: int = Field(0, ge=0, description="Hold out train items of N documents; time learning them after.")
     system: str = Field(DEFAULT_SYSTEM, description="System prompt of the training conversations.")
+    processes: int | Literal["auto"] = Field(
+        "auto", description="Data-parallel training processes (torchrun + the trainer's DDP; gloo on CPU, nccl "
+        "on CUDA), each taking batch_size / processes rows of every global batch, so the training is the same. "
+        "auto: one per CUDA device when there are several, else 1.")
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> TrainOptions:
+        if isinstance(self.processes, int) and (self.processes < 1 or self.batch_size % self.processes):
+            raise ValueError(f"processes ({self.processes}) must be >= 1 and divide batch_size ({self.batch_size})")
+        return self
+
+    def process_count(self, device: str) -> int:
+        """`processes`, with auto resolved: the most CUDA devices (up to all) that divide batch_size."""
+        if self.processes != "auto":
+            return int(self.processes)
+        if not device.startswith("cuda"):
+            return 1
+        import torch
+
+        devices = torch.cuda.device_count()
+        return max(n for n in range(1, max(1, devices) + 1) if self.batch_size % n == 0)
+
+
+def world_size() -> int:
+    """Processes in this training (torchrun sets WORLD_SIZE in each worker); 1 outside one."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def in_worker() -> bool:
+    return world_size() > 1
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a worker process needs to rebuild the same trainable model: the strategy class (import
+    path, and its file for plugins loaded from a file), its options, the model and the cell's seed,
+    device, cache folder. The weights themselves travel as safetensors (harness.distributed)."""
+
+    strategy: str
+    """module:qualname"""
+    strategy_file: str | None
+    options: dict[str, Any]
+    model: dict[str, str]
+    seed: int
+    device: str
+    cache_dir: str
+    processes: int
 
 
 @dataclass(frozen=True)
@@ -119,8 +169,11 @@ def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool
     if has_dev:
         eval_kw |= dict(eval_strategy="steps", eval_steps=o.eval_every, load_best_model_at_end=True,
                         metric_for_best_model="eval_loss", greater_is_better=False)
+    if in_worker():  # one shard of each global batch per process; the same global batch as one process
+        extra["ddp_backend"] = "nccl" if device.startswith("cuda") else "gloo"
+    per_device = o.batch_size // world_size()
     return TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
+        output_dir=str(out), per_device_train_batch_size=per_device, per_device_eval_batch_size=per_device,
         gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, num_train_epochs=o.epochs,
         max_steps=max_steps, weight_decay=o.weight_decay, lr_scheduler_type=o.scheduler,
         warmup_steps=o.warmup_steps, logging_steps=max(1, o.eval_every // 2), seed=seed, data_seed=seed,
@@ -162,38 +215,82 @@ def text_rows(rt: ModelRuntime, texts: Sequence[str], max_len: int) -> list[dict
     return rows
 
 
+DevEvalHook = Callable[[int, float], None]
+"""Called with (optimizer step, dev loss) after each dev evaluation; may raise to stop training
+(hyperparameter search prunes a trial this way, see harness.tune)."""
+_dev_eval_hooks: ContextVar[tuple[DevEvalHook, ...]] = ContextVar("dev_eval_hooks", default=())
+
+
+@contextmanager
+def on_dev_eval(hook: DevEvalHook) -> Iterator[None]:
+    """Call `hook` after every dev evaluation of trainings that start inside the block."""
+    token = _dev_eval_hooks.set((*_dev_eval_hooks.get(), hook))
+    try:
+        yield
+    finally:
+        _dev_eval_hooks.reset(token)
+
+
+def _dev_eval_callback(hooks: tuple[DevEvalHook, ...]) -> Any:
+    from transformers import TrainerCallback
+
+    class DevEvalHooks(TrainerCallback):
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any) -> Any:
+            for hook in hooks:
+                hook(int(state.global_step), float((metrics or {})["eval_loss"]))
+            return control
+
+    return DevEvalHooks()
+
+
 def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: Path, seed: int,
               device: str, optim: str | None = None, extra_train: Sequence[dict[str, list[int]]] = (),
-              extra_dev: Sequence[dict[str, list[int]]] = ()) -> TrainResult:
+              extra_dev: Sequence[dict[str, list[int]]] = (), launch: Launch | None = None) -> TrainResult:
     """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss.
-    `extra_train`/`extra_dev` are further token rows (input_ids, labels) mixed into either split."""
-    from datasets import Dataset
-    from transformers import EarlyStoppingCallback, Trainer
-    from transformers.trainer_callback import PrinterCallback
-
+    `extra_train`/`extra_dev` are further token rows (input_ids, labels) mixed into either split.
+    With `launch` asking for several processes, training runs data-parallel in worker processes
+    (harness.distributed) and the trained weights are loaded back into `model`."""
     train = tokenize_pairs(rt, sft_pairs(rt, suite, "train", o.system), o.max_seq_len) + list(extra_train)
     dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", o.system), o.max_seq_len) + list(extra_dev)
     if not train:
         from harness.errors import Unsupported
 
         raise Unsupported(f"suite {suite.name!r} has no train examples to fine-tune on")
+    if launch is not None and launch.processes > 1 and not in_worker():
+        from harness.distributed import train_in_processes
+
+        return train_in_processes(launch, model, train, dev, rt.tokenizer.pad_token_id, out, optim)
+    return fit_rows(model, rt.tokenizer.pad_token_id, train, dev, o, out, seed, device, optim)
+
+
+def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: list[dict[str, list[int]]],
+             o: TrainOptions, out: Path, seed: int, device: str, optim: str | None = None) -> TrainResult:
+    """The training loop itself (transformers' Trainer), on token rows; under torchrun it is the
+    trainer's own data-parallel training (DDP), one shard of every global batch per process."""
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback, Trainer
+    from transformers.trainer_callback import PrinterCallback
+
     callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=o.patience)] if dev else []
     trainer = Trainer(
         model=model, args=train_args(o, out, seed, device, bool(dev), optim),
-        data_collator=PadCollator(rt.tokenizer.pad_token_id), train_dataset=Dataset.from_list(train),
+        data_collator=PadCollator(pad_id), train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # the CLI shows progress; the curve is in the record
     trainer.add_callback(_kill_point_after_save())
+    if _dev_eval_hooks.get():
+        trainer.add_callback(_dev_eval_callback(_dev_eval_hooks.get()))
     t0 = time.perf_counter()
     state = trainer.train(resume_from_checkpoint=last_checkpoint(out)).global_step
     tokens = int(trainer.state.num_input_tokens_seen)  # non-padding tokens of every training batch
     curve = _curve(trainer.state.log_history)
     best = trainer.state.best_metric
     planned = trainer.state.max_steps
-    (out / "curve.json").write_text(json.dumps({"curve": curve, "wall_s": time.perf_counter() - t0}))
-    for checkpoint in out.glob("checkpoint-*"):  # the model now holds the weights kept; free the disk
-        shutil.rmtree(checkpoint, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        (out / "curve.json").write_text(json.dumps({"curve": curve, "wall_s": time.perf_counter() - t0}))
+        for checkpoint in out.glob("checkpoint-*"):  # the model now holds the weights kept; free the disk
+            shutil.rmtree(checkpoint, ignore_errors=True)
     return TrainResult(curve, tokens, best, state, stopped_early=state < planned)
 
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from harness.distributed import launch_for
 from harness.errors import Unsupported
 from harness.models import local_weights
 from harness.prompts import zero_shot_prompt
@@ -19,7 +20,7 @@ from harness.records import AdaptReport, Example, KnowledgeUpdate, Prompt
 from harness.runtime import ModelRuntime
 from harness.strategy import Adapted, RunContext, count_params
 from harness.suites import Suite, Task
-from harness.training import TrainOptions, TrainResult, sft_train, split_by_documents
+from harness.training import Launch, TrainOptions, TrainResult, sft_train, split_by_documents
 
 
 def folder_bytes(folder: Path) -> int:
@@ -79,7 +80,13 @@ class _Trained:
 
     def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
         optim = self.cuda_optimizer if run.device.startswith("cuda") else None
-        return sft_train(model, rt, suite, self.options, run.work_dir / folder, run.seed, run.device, optim)
+        return sft_train(model, rt, suite, self.options, run.work_dir / folder, run.seed, run.device, optim,
+                         launch=self.launch(run))
+
+    def launch(self, run: RunContext) -> Launch | None:
+        """How worker processes rebuild this strategy's model, when it trains in several (option `processes`)."""
+        processes = self.options.process_count(run.device)
+        return launch_for(self, self.options, run, processes) if processes > 1 else None
 
     def _absorb(self, run: RunContext, model: Any, rt: ModelRuntime, update_suite: Suite, suite: Suite,
                 new_docs: set[str]) -> KnowledgeUpdate:
