@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.cache import atomic_write_text
 from harness.errors import HarnessError
-from harness.training import Launch, TrainResult, fit_rows
+from harness.training import Launch, TrainOptions, TrainResult, fit_rows
 
 JOB, INITIAL, TRAINED, RESULT = "job.json", "initial.safetensors", "trained.safetensors", "result.json"
 Rows = list[dict[str, list[int]]]
@@ -66,14 +66,16 @@ def load_trainable(model: Any, path: Path) -> None:
             params[name].copy_(value.to(params[name].device, params[name].dtype))
 
 
-def train_in_processes(launch: Launch, model: Any, train: Rows, dev: Rows, pad_id: int, out: Path,
-                       optim: str | None) -> TrainResult:
-    """Train `model` in place with `launch.processes` torchrun workers; their checkpoints live in
-    `out`, so a killed run resumes like a single-process one."""
+def train_in_processes(launch: Launch, model: Any, train: Rows, dev: Rows, o: TrainOptions, pad_id: int,
+                       out: Path, optim: str | None) -> TrainResult:
+    """Train `model` in place with `launch.processes` torchrun workers under the training options `o`
+    (the strategy's, or a variant of them); the workers' checkpoints live in `out`, so a killed run
+    resumes like a single-process one."""
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULT).unlink(missing_ok=True)
     save_trainable(model, out / INITIAL)
-    job = {"launch": asdict(launch), "train": train, "dev": dev, "pad_id": pad_id, "optim": optim}
+    job = {"launch": asdict(launch), "train": train, "dev": dev, "pad_id": pad_id, "optim": optim,
+           "train_options": o.model_dump(mode="json")}
     atomic_write_text(out / JOB, json.dumps(job))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={launch.processes}",
            "-m", "harness.distributed", str(out / JOB)]
@@ -131,8 +133,8 @@ def worker(job_path: Path) -> None:
     model = strategy.trainable_model(run, base)
     load_trainable(model, out / INITIAL)
     model.train()
-    result = fit_rows(model, job["pad_id"], job["train"], job["dev"], strategy.options, out, launch.seed, device,
-                      job["optim"])
+    o = type(strategy.options).model_validate(job["train_options"])
+    result = fit_rows(model, job["pad_id"], job["train"], job["dev"], o, out, launch.seed, device, job["optim"])
     if int(os.environ.get("RANK", "0")) == 0:
         save_trainable(model, out / TRAINED)
         atomic_write_text(out / RESULT, json.dumps(asdict(result)))

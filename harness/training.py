@@ -259,7 +259,7 @@ def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: 
     if launch is not None and launch.processes > 1 and not in_worker():
         from harness.distributed import train_in_processes
 
-        return train_in_processes(launch, model, train, dev, rt.tokenizer.pad_token_id, out, optim)
+        return train_in_processes(launch, model, train, dev, o, rt.tokenizer.pad_token_id, out, optim)
     return fit_rows(model, rt.tokenizer.pad_token_id, train, dev, o, out, seed, device, optim)
 
 
