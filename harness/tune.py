@@ -195,8 +195,9 @@ def dev_view(suite: Suite) -> Suite:
     return replace(suite, tasks=tasks, data_hash=stable_hash([suite.data_hash, "dev-as-test"]))
 
 
-def dev_score(rec: CellRecord) -> float:
-    """dev-accuracy of a trial's record: mean over tasks of the mean main per-item metric."""
+def cell_score(rec: CellRecord) -> float:
+    """A cell's headline score: mean over tasks of the mean main per-item metric (harness.analysis's
+    definition for one seed). On a trial's record, whose items are dev items, it is dev-accuracy."""
     from harness.analysis import cell_item_scores
 
     by_task: dict[str, list[float]] = {}
@@ -211,7 +212,7 @@ def trial_value(rec: CellRecord, metric: str) -> float:
         if loss is None:
             raise Unsupported(f"{rec.strategy} reports no dev loss (it does not train); use --metric dev-accuracy")
         return float(loss)
-    return dev_score(rec)
+    return cell_score(rec)
 
 
 # ---------------------------------------------------------------- studies, trials and results
@@ -323,6 +324,7 @@ def _storage(spec: TrialSpec) -> Any:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    Path(spec.storage).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(spec.storage))
 
 
@@ -381,6 +383,7 @@ def _run_trial_cell(runner: Runner, cell: Any, trial: Any, maximize: bool) -> Ce
     if pruned:
         shutil.rmtree(runner.cells_dir / cell.cell_id, ignore_errors=True)
         raise optuna.TrialPruned(pruned[-1])
+    rec = replace(rec, tasks=tuple(t for t in rec.tasks if t.n))  # tasks without dev items: nothing scored
     atomic_write_text(runner.record_path(cell), to_json(rec))
     return rec
 
@@ -403,7 +406,7 @@ def objective(spec: TrialSpec, runner: Runner, space: SearchSpace) -> Callable[[
         if rec.status != "ok":
             trial.set_user_attr("error", rec.error)
             raise TrialFailed(rec.error)
-        trial.set_user_attr("dev_accuracy", _finite(dev_score(rec)))
+        trial.set_user_attr("dev_accuracy", _finite(cell_score(rec)))
         trial.set_user_attr("best_dev_loss", rec.adapt.extras.get("best_dev_loss"))
         return trial_value(rec, spec.metric)
 
@@ -588,3 +591,51 @@ def plan_study(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Reg
         plugins=tuple(str(p) for p in cfg.plugins), trust_remote_code=cfg.trust_remote_code,
     )
     return spec, folder
+
+
+def tune_strategies(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry, names: list[str],
+                    trials: int, device: str, jobs: int = 1,
+                    say: Callable[[str], None] = print) -> tuple[CompareConfig, tuple[TuneResult, ...]]:
+    """`compare --tune-trials N`: every strategy with a search space gets a study of exactly N trials
+    (same seed, metric and dev items), so none wins by being tuned more; the run then uses each one's
+    best options. Studies are cached by their inputs (`tune_key`), so a re-run does not re-tune."""
+    options = dict(cfg.options)
+    results = []
+    runner = None
+    for name in names:
+        spec, folder = plan_study(cfg, suite, model, registry, name, trials, cfg.seeds[0], "dev-accuracy", device)
+        if search_space(registry, name) is None:
+            results.append(tune(spec, Tuning(folder, trials)))
+            say(f"{name}: not tuned: no search space")
+            continue
+        if jobs == 1 and runner is None:
+            runner = trial_runner(spec, registry)  # one base-model load for every study
+        result = tune(spec, Tuning(folder, trials, jobs, runner if jobs == 1 else None))
+        results.append(result)
+        if result.status == "tuned" and result.best_value is not None:
+            options[name] = result.best_options
+        say(_line(result))
+    return cfg.model_copy(update={"options": options}), tuple(results)
+
+
+def _line(r: TuneResult) -> str:
+    if r.status != "tuned":
+        return f"{r.strategy}: not tuned: {r.reason}"
+    best = "–" if r.best_value is None else f"{r.best_value:.4f}"
+    return f"{r.strategy}: {r.finished} trials, best {r.metric} {best}, options {r.tuned_params() or 'defaults'}"
+
+
+def report_rows(results: tuple[TuneResult, ...]) -> tuple[dict[str, Any], ...]:
+    """One row per strategy for the report's "How each strategy was tuned" table (plain values)."""
+    rows = []
+    for r in results:
+        states = [t.state for t in r.trials]
+        rows.append({
+            "strategy": r.strategy, "status": r.status, "reason": r.reason or "", "metric": r.metric,
+            "trials": r.trials_requested if r.status == "tuned" else 0, "complete": states.count("complete"),
+            "pruned": states.count("pruned"), "failed": states.count("fail"), "default_value": r.default_value,
+            "best_value": r.best_value, "seed": r.seed,
+            "best_options": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in r.tuned_params().items()) or "defaults",
+        })
+    return tuple(rows)

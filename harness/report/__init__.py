@@ -45,6 +45,8 @@ class RunReport:
     cells: tuple[CellRef, ...]
     constraints: dict[str, Any] = field(default_factory=dict)
     """The decision's constraints and prices (see harness.decide.Constraints); re-renders reuse them."""
+    tuning: tuple[dict[str, Any], ...] = ()
+    """How each strategy was tuned (`compare --tune-trials`; rows of harness.tune.report_rows)."""
     schema_version: int = 1
 
 
@@ -230,7 +232,8 @@ def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> Decis
 
 
 def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
-              constraints: dict[str, Any] | None = None) -> tuple[RunReport, Decision]:
+              constraints: dict[str, Any] | None = None,
+              tuning: tuple[dict[str, Any], ...] = ()) -> tuple[RunReport, Decision]:
     """Copy the records into the run folder, write report.json, render markdown and HTML."""
     refs = []
     for rec in records:
@@ -240,7 +243,7 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
         refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
     first = records[0]
     report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
-                       constraints or {})
+                       constraints or {}, tuning)
     atomic_write_text(run_dir / "report.json", to_json(report))
     return report, render(report, records, run_dir)
 
