@@ -170,6 +170,7 @@ def test_compare_tunes_every_strategy_with_the_same_trials(tmp_path, mini_suite_
     md = (run_dir / "report.md").read_text()
     assert "## How each strategy was tuned" in md and "not tuned: no search space" in md
     assert "How each strategy was tuned" in (run_dir / "report.html").read_text()
+    assert not list(out.rglob("mlflow*"))  # tracking is off unless asked
     for name, study in studies.items():  # the compare's cells ran with each study's best options
         rec = json.loads((run_dir / "records" / f"{name}-seed0.json").read_text())
         assert rec["options"] == study["best_options"]
