@@ -249,7 +249,7 @@ class TrialSpec:
 class TrialRow:
     number: int
     state: str
-    """complete, pruned or fail."""
+    """complete, pruned, fail, or interrupted (its process was killed; it ran again)."""
     params: dict[str, Any]
     options: dict[str, Any]
     value: float | None
@@ -294,7 +294,8 @@ class TuneResult:
 
     @property
     def finished(self) -> int:
-        return len(self.trials)
+        """Trials that count in the budget (an interrupted and re-run trial counts once)."""
+        return sum(t.state != "interrupted" for t in self.trials)
 
     def tuned_params(self) -> dict[str, Any]:
         """The best trial's parameters (what the search chose), empty when it kept the defaults."""
@@ -395,6 +396,13 @@ def objective(spec: TrialSpec, runner: Runner, space: SearchSpace) -> Callable[[
     plan = runner.plan
 
     def run(trial: Any) -> float:
+        try:
+            return attempt(trial)
+        except (TrialFailed, Unsupported) as e:
+            trial.set_user_attr("error", str(e))  # a failed trial counts in the budget (interrupted ones do not)
+            raise
+
+    def attempt(trial: Any) -> float:
         options = _options(runner.registry, spec, space(trial))
         cid = cell_id(plan.suite, plan.model, spec.strategy, options, spec.seed, spec.limit, None, runner.device)
         trial.set_user_attr("options", options)
@@ -404,7 +412,6 @@ def objective(spec: TrialSpec, runner: Runner, space: SearchSpace) -> Callable[[
         if rec.status == "skipped":
             raise Unsupported(rec.error or "skipped")
         if rec.status != "ok":
-            trial.set_user_attr("error", rec.error)
             raise TrialFailed(rec.error)
         trial.set_user_attr("dev_accuracy", _finite(cell_score(rec)))
         trial.set_user_attr("best_dev_loss", rec.adapt.extras.get("best_dev_loss"))
@@ -457,13 +464,14 @@ def _finite(x: float | None) -> float | None:
 
 
 def _state(trial: Any) -> str:
-    return str(trial.state.name).lower()
+    state = str(trial.state.name).lower()
+    return "interrupted" if state == "fail" and "error" not in trial.user_attrs else state
 
 
 def _rows(study: Any) -> tuple[TrialRow, ...]:
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if _state(t) not in ("complete", "pruned", "fail"):
+        if _state(t) not in ("complete", "pruned", "fail", "interrupted"):
             continue
         a = t.user_attrs
         rows.append(TrialRow(
@@ -477,12 +485,14 @@ def _rows(study: Any) -> tuple[TrialRow, ...]:
     return tuple(rows)
 
 
-def fail_stale(study: Any) -> None:
+def requeue_interrupted(study: Any) -> None:
     """Trials left running by a killed earlier process (the caller holds the folder's lock, so no live
-    worker owns them): mark them failed so the budget counts them and resumes after them."""
+    worker owns them): closed as failed without an error (`interrupted`, not counted in the budget)
+    and queued again with the same parameters, so their cell resumes from its last checkpoint."""
     from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.enqueue_trial(t.params, user_attrs={k: v for k, v in t.user_attrs.items() if k == "defaults"})
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
@@ -520,12 +530,12 @@ def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
         return cached
     how.folder.mkdir(parents=True, exist_ok=True)
     study = open_study(spec)
-    fail_stale(study)
+    requeue_interrupted(study)
     if not study.trials:
         params = default_params(space, spec.base_options)
         if params is not None:
             study.enqueue_trial(params, user_attrs={"defaults": True})
-    remaining = how.trials - len(_rows(study))
+    remaining = how.trials - sum(r.state != "interrupted" for r in _rows(study))
     if remaining > 0 and "unsupported" not in study.user_attrs:
         if how.jobs > 1:
             _parallel(spec, remaining, how.jobs)

@@ -100,6 +100,19 @@ def test_study_is_stored_scored_on_dev_only_and_starts_from_the_defaults(tmp_pat
     # the same inputs again: reused, nothing re-run
     log.unlink()
     assert tune(spec, Tuning(folder, 3)) == result and not log.exists()
+    # a trial whose process was killed: on resume it runs again with the same parameters, counted once
+    from harness.registry import Registry
+    from harness.tune import search_space
+
+    study = open_study(spec)
+    killed = study.ask()
+    registry = Registry.discover()
+    registry.add_plugin_file(plugin)
+    search_space(registry, "probe")(killed)
+    resumed = tune(spec, Tuning(folder, 4))
+    states = [t.state for t in resumed.trials]
+    assert resumed.finished == 4 and states.count("interrupted") == 1 and len(states) == 5
+    assert resumed.trials[-1].params == resumed.trials[states.index("interrupted")].params
 
 
 def test_seeded_sampler_repeats_its_choices(tmp_path):
