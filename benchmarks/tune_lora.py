@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness.records import to_json
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -26,32 +28,57 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--out", default="/tmp/tune-bench")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--report-only", action="store_true", help="Write the results from the study as it stands "
+                    "(an unfinished one too) without running trials.")
     args = ap.parse_args()
     cmd = [str(ROOT / ".venv" / "bin" / "harness"), "tune", "--suite", "legal-qa", "--strategy", "lora",
            "--trials", str(args.trials), "--seed", "0", "--out", args.out]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    if not args.report_only:
+        subprocess.run(cmd, check=True)
     wall = time.perf_counter() - t0
-    tune_json = next(Path(args.out, "legal-qa", "tuning").glob("lora-*/tune.json"))
-    study = json.loads(tune_json.read_text())
-    result = {"command": shlex.join(["nice", "-n", "5", *cmd]), "wall_s": wall, "study": study}
+    study = json.loads(to_json(current(args)))
+    result = {"command": shlex.join(["nice", "-n", "5", *cmd]), "wall_s": None if args.report_only else wall,
+              "finished_trials": sum(t["state"] != "interrupted" for t in study["trials"]), "study": study}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "tune_lora.json").write_text(json.dumps(result, indent=1))
     (RESULTS / "tune_lora.md").write_text(markdown(result))
     print(markdown(result))
 
 
+def current(args: argparse.Namespace) -> object:
+    """The study's trials as they stand, read from its storage (the same study the command runs)."""
+    from harness.config import load_config
+    from harness.models import pick_device, resolve_model
+    from harness.registry import Registry
+    from harness.suites import load_suite
+    from harness.tune import plan_study, study_result
+
+    cfg = load_config(None, {"suite": "legal-qa", "limit": args.limit, "out": Path(args.out)})
+    spec, _ = plan_study(cfg, load_suite(cfg.suite), resolve_model(cfg.model), Registry.discover(), "lora",
+                         args.trials, 0, "dev-accuracy", pick_device())
+    return study_result(spec, args.trials)
+
+
 def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.4f}"
+
+
+def _wall(result: dict) -> str:
+    return "wall time not measured (results read from the study)" if result["wall_s"] is None else \
+        f"{result['wall_s']:.0f} s wall"
 
 
 def markdown(result: dict) -> str:
     s = result["study"]
     lines = [
-        "# LoRA tuned on legal-qa dev (8 trials)", "",
-        f"Command: `{result['command']}` ({result['wall_s']:.0f} s wall, shared 2-core CPU).", "",
+        f"# LoRA tuned on legal-qa dev ({s['trials_requested']} trials)", "",
+        f"Command: `{result['command']}` ({_wall(result)}, shared 2-core CPU with other jobs running).", "",
+        f"Finished trials: {result['finished_trials']} of {s['trials_requested']}"
+        + ("" if result["finished_trials"] >= s["trials_requested"] else
+           " (unfinished: the same command resumes the study)") + ".", "",
         f"Metric: {s['metric']} (mean over tasks of the main per-item metric on dev items: token F1 for "
         "statute-qa, accuracy for clause-type). Sampler: " + s["sampler"] + "; pruner: " + s["pruner"] + ".", "",
         f"- default options (trial 0): **{_fmt(s['default_value'])}**",

@@ -519,12 +519,10 @@ def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
             registry.add_plugin_file(Path(p))
     suite = how.runner.plan.suite if how.runner else dev_view(load_suite(spec.suite))
     model = how.runner.plan.model if how.runner else resolve_model(spec.model)
-    head = dict(strategy=spec.strategy, suite=suite.name, suite_hash=suite.data_hash, model=model.identity,
-                metric=spec.metric, direction=METRICS[spec.metric], seed=spec.seed, limit=spec.limit,
-                trials_requested=how.trials, default_options=spec.base_options, best_options=spec.base_options)
+    head = _head(spec, suite, model, how.trials)
     space = search_space(registry, spec.strategy)
     if space is None:
-        return TuneResult(status="not-tuned", reason="no search space", **head)  # type: ignore[arg-type]
+        return TuneResult(status="not-tuned", reason="no search space", **head)
     cached = load_result(how.folder)
     if cached is not None and cached.status == "tuned" and cached.finished >= how.trials:
         return cached
@@ -544,6 +542,21 @@ def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
     result = _result(open_study(spec), spec, head, time.perf_counter() - t0)
     atomic_write_text(how.folder / "tune.json", to_json(result))
     return result
+
+
+def _head(spec: TrialSpec, suite: Suite, model: ModelSpec, trials: int) -> dict[str, Any]:
+    return dict(strategy=spec.strategy, suite=suite.name, suite_hash=suite.data_hash, model=model.identity,
+                metric=spec.metric, direction=METRICS[spec.metric], seed=spec.seed, limit=spec.limit,
+                trials_requested=trials, default_options=spec.base_options, best_options=spec.base_options)
+
+
+def study_result(spec: TrialSpec, trials: int) -> TuneResult:
+    """The study as it stands now (an unfinished one too), without running anything."""
+    from harness.models import resolve_model
+    from harness.suites import load_suite
+
+    head = _head(spec, dev_view(load_suite(spec.suite)), resolve_model(spec.model), trials)
+    return _result(open_study(spec), spec, head, 0.0)
 
 
 def _result(study: Any, spec: TrialSpec, head: dict[str, Any], wall_s: float) -> TuneResult:
