@@ -54,7 +54,7 @@ def tune(
     limit: int = typer.Option(None, "--limit", help="Score at most N dev items per task (quick runs)."),
     out: Path = typer.Option(None, "--out", help="Output folder (default reports/); the study goes to "
                              "<out>/<suite>/tuning/<strategy>-<key>/."),
-    config: Path = typer.Option(None, "--config", help="run.toml: [options.<strategy>] is where the search starts."),
+    config: Path = typer.Option(None, "--config", help="run.toml: \\[options.<strategy>] is where the search starts."),
     plugin: list[Path] = typer.Option(None, "--plugin", help="Load strategies from this Python file too."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="Worker processes sharing the study (each loads the model)."),
     storage: str = typer.Option(None, "--storage", help="Optuna RDB URL (e.g. postgresql://...) instead of the "
