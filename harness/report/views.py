@@ -144,7 +144,8 @@ def chart_retrieval(records: list[CellRecord]) -> str | None:
             found = {k: v for k, v in t.metrics.items() if is_recall_metric(k)}
             if found and rec.status == "ok":
                 bars.append(charts.Bar(f"{rec.strategy} s{rec.seed} {t.task}", found))
-    return charts.bars(bars, "Retrieval recall (gold document; gold evidence spans)", "share of questions") \
+    return charts.bars(bars, "Retrieval recall (gold document; gold evidence spans)",
+                       "share, mean over questions") \
         if bars else None
 
 
