@@ -197,9 +197,11 @@ class RayExecutor:
                                 runner.trust_remote_code, self.plugins))
         remote = ray.remote(run_cell_task)
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+        needs = {c.cell_id: cell_resources(runner.registry.get(c.strategy), runner.device) for c in cells}
+        _check_feasible(ray.cluster_resources(), cells, needs)
         refs = {}
         for cell in cells:
-            res = cell_resources(runner.registry.get(cell.strategy), runner.device)
+            res = needs[cell.cell_id]
             opts = remote.options(**res, max_retries=self.max_retries, retry_exceptions=False,
                                   runtime_env={"env_vars": env}, name=f"harness:{cell.strategy}:{cell.seed}")
             refs[opts.remote(task, cell)] = cell
@@ -219,6 +221,18 @@ class RayExecutor:
         if not path.is_file():  # the worker's node does not share this folder: keep the record here too
             atomic_write_text(path, to_json(rec))
         return rec
+
+
+def _check_feasible(cluster: dict[str, float], cells: list[Cell], needs: dict[str, dict[str, float]]) -> None:
+    """A cell no node of the cluster could ever run would wait forever: say so instead (a cluster that
+    adds nodes on demand should be scaled up before the compare)."""
+    names = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    for cell in cells:
+        for key, amount in needs[cell.cell_id].items():
+            have = cluster.get(names[key], 0.0)
+            if amount > have:
+                raise HarnessError(f"{cell.strategy} seed {cell.seed} needs {key}={amount:g} but the Ray cluster has "
+                                   f"{have:g} in all; use --device cpu, or a cluster with more")
 
 
 def make_executor(cfg: CompareConfig) -> Executor:

@@ -41,6 +41,16 @@ def test_resources_default_by_family_and_declared_ones_override():
         cell_resources(bad, "cpu")
 
 
+def test_a_cell_the_cluster_cannot_run_is_an_error_not_a_hang():
+    from harness.executors import _check_feasible
+    from harness.runner import Cell
+
+    cell = Cell("lora", {}, 0, "abc")
+    _check_feasible({"CPU": 2.0, "memory": 1e9}, [cell], {"abc": {"num_cpus": 1.0}})
+    with pytest.raises(HarnessError, match="lora seed 0 needs num_gpus=1 but the Ray cluster has 0"):
+        _check_feasible({"CPU": 2.0}, [cell], {"abc": {"num_cpus": 1.0, "num_gpus": 1.0}})
+
+
 def test_executor_choice_and_a_clear_error_without_ray(monkeypatch, tmp_path):
     assert isinstance(make_executor(CompareConfig(suite="x")), LocalExecutor)
     ray = make_executor(CompareConfig(suite="x", executor="ray", ray_address="auto", plugins=[PLUGINS]))
