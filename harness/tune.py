@@ -30,6 +30,8 @@ locking does not. `--storage URL` takes an RDB URL (e.g. postgresql://) for a cl
 Parallel workers: `run_trials(spec, n)` is a plain top-level function over a picklable `TrialSpec`;
 any executor can run N of them against the same storage (`--jobs N` runs them as processes here).
 Each worker's sampler is seeded `seed + worker`, so parallel studies are not bit-reproducible.
+Under `compare --executor ray` the studies still run in the driver before the cells are submitted
+(with `--tune-jobs` processes); submitting `run_trials` as Ray tasks is the intended next step.
 """
 
 from __future__ import annotations
