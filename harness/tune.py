@@ -422,17 +422,29 @@ def objective(spec: TrialSpec, runner: Runner, space: SearchSpace) -> Callable[[
     return run
 
 
-def run_trials(spec: TrialSpec, n: int, worker: int = 0, runner: Runner | None = None) -> None:
+def run_trials(spec: TrialSpec, n: int, worker: int = 0, runner: Runner | None = None,
+               say: Callable[[str], None] | None = None) -> None:
     """Run `n` trials of the study in this process (any number of workers may do so at once). A
-    strategy that cannot run here stops the study and leaves the reason in its user attributes."""
+    strategy that cannot run here stops the study and leaves the reason in its user attributes.
+    `say` gets one line per finished trial."""
     study = open_study(spec, worker)
     runner = runner or trial_runner(spec)
     space = search_space(runner.registry, spec.strategy)
     assert space is not None
     try:
-        study.optimize(objective(spec, runner, space), n_trials=n, catch=(TrialFailed,), gc_after_trial=True)
+        study.optimize(objective(spec, runner, space), n_trials=n, catch=(TrialFailed,), gc_after_trial=True,
+                       callbacks=[_progress(say)] if say else None)
     except Unsupported as e:
         study.set_user_attr("unsupported", e.reason)
+
+
+def _progress(say: Callable[[str], None]) -> Callable[[Any, Any], None]:
+    def done(study: Any, trial: Any) -> None:
+        value = "" if trial.value is None or _state(trial) != "complete" else f" {trial.value:.4f}"
+        note = trial.user_attrs.get("pruned") or trial.user_attrs.get("error") or ""
+        say(f"trial {trial.number}: {_state(trial)}{value} {trial.params} {note}".rstrip())
+
+    return done
 
 
 def _worker(spec: TrialSpec, n: int, worker: int, threads: int) -> None:
@@ -506,6 +518,8 @@ class Tuning:
     trials: int
     jobs: int = 1
     runner: Runner | None = field(default=None, compare=False)
+    say: Callable[[str], None] | None = field(default=None, compare=False)
+    """One line per finished trial (in-process trials only)."""
 
 
 def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
@@ -540,7 +554,7 @@ def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
         if how.jobs > 1:
             _parallel(spec, remaining, how.jobs)
         else:
-            run_trials(spec, remaining, 0, how.runner or trial_runner(spec, registry))
+            run_trials(spec, remaining, 0, how.runner or trial_runner(spec, registry), how.say)
     result = _result(open_study(spec), spec, head, time.perf_counter() - t0)
     atomic_write_text(how.folder / "tune.json", to_json(result))
     return result

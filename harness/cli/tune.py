@@ -85,7 +85,7 @@ def tune(
                               device, storage)
     console.print(f"[bold]{the_suite.name}[/]: tuning {strategy}, {trials} trials on dev, study in {folder}")
     with exclusive(cfg.out / the_suite.name):
-        result = run_tune(spec, Tuning(folder, trials, jobs))
+        result = run_tune(spec, Tuning(folder, trials, jobs, say=lambda line: console.print(line, markup=False)))
     atomic_write_text(folder / "tune.json", to_json(result))
     if result.trials:
         console.print(trials_table(result))
