@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,10 +22,15 @@ class CompareConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     limit: int | None = Field(None, ge=1, description="Cap on test items per task.")
     out: Path = Path("reports")
-    batch_size: int = Field(8, ge=1, le=1024)
+    batch_size: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        8, description="Evaluation batch size, or `auto`: the largest whose KV cache fits in half the free memory.")
     retention: bool = Field(True, description="Measure forgetting on the suite's retention suite.")
     trust_remote_code: bool = False
     plugins: list[Path] = Field(default_factory=list)
+    executor: Literal["local", "ray"] = Field(
+        "local", description="Where cells run: in this process, or as Ray tasks (pip install 'harness[ray]').")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (`auto` or host:port); default: a private local cluster per run.")
     decide: dict[str, Any] = Field(
         default_factory=dict, description="Decision constraints and prices ([decide] in run.toml; see harness.decide)."
     )

@@ -15,7 +15,7 @@ from harness.records import Example, Prediction, Prompt, TaskResult
 from harness.runtime import ModelRuntime
 from harness.suites import Task
 
-Evaluator = Callable[[ModelRuntime, Task, Sequence[Example], Sequence[Prompt], int], list[Prediction]]
+Evaluator = Callable[[ModelRuntime, Task, Sequence[Example], Sequence[Prompt], int | None], list[Prediction]]
 
 
 _LEAD_IN = re.compile(r"^(the\s+)?(short\s+)?(final\s+)?answer(\s+to\s+(this|the|your)\s+question)?(\s+is)?\s*[:\-]\s*",
@@ -41,7 +41,7 @@ def _meta(example: Example, prompt: Prompt) -> dict[str, Any]:
 
 
 def _short_answer(
-    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int | None
 ) -> list[Prediction]:
     gens = rt.generate([rt.render(p) for p in prompts], task.max_new_tokens, batch_size)
     preds = []
@@ -54,7 +54,7 @@ def _short_answer(
 
 
 def _ranked_choice(
-    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int | None
 ) -> list[Prediction]:
     preds = []
     requests = [(rt.render(p) + rt.answer_prefix(), ex.choices) for ex, p in zip(examples, prompts, strict=True)]
@@ -67,7 +67,7 @@ def _ranked_choice(
 
 
 def _language_modeling(
-    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int | None
 ) -> list[Prediction]:
     import time
 
@@ -146,7 +146,7 @@ def aggregate(task: Task, preds: Sequence[Prediction]) -> TaskResult:
 
 
 def evaluate_task(
-    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int = 8
+    rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int | None = 8
 ) -> tuple[list[Prediction], TaskResult]:
     if len(prompts) != len(examples):
         raise ValueError(f"strategy returned {len(prompts)} prompts for {len(examples)} examples")

@@ -49,7 +49,8 @@ class Plan:
     model: ModelSpec
     cells: tuple[Cell, ...]
     limit: int | None
-    batch_size: int
+    batch_size: int | None
+    """Evaluation batch size; None: chosen per task from free memory."""
     run_id: str
     retention: Suite | None = None
 
@@ -112,7 +113,8 @@ def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Regi
             cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device)
             cells.append(Cell(name, opts, seed, cid))
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
-    return Plan(suite, model, tuple(cells), cfg.limit, cfg.batch_size, run_id, retention)
+    batch = None if cfg.batch_size == "auto" else cfg.batch_size
+    return Plan(suite, model, tuple(cells), cfg.limit, batch, run_id, retention)
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -163,8 +165,7 @@ class Runner:
     def run(self) -> list[CellRecord]:
         """Every cell of the plan, reusing finished records. The caller holds the folder's lock, so
         temporary files left by a killed earlier run are garbage: they are removed first."""
-        for stale in self.cells_dir.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+        self.remove_stale_temp()
         records = []
         for cell in self.plan.cells:
             rec = self.cached(cell)
@@ -179,6 +180,17 @@ class Runner:
                 kill_point("between-cells")
             records.append(rec)
         return records
+
+    def remove_stale_temp(self) -> None:
+        """Temporary files of records a killed run was writing. Only the holder of the folder's lock
+        may call this (no live writer can own them then)."""
+        for stale in self.cells_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+    def failed_record(self, cell: Cell, error: str) -> CellRecord:
+        """The record of a cell that could not finish (also used by executors when a worker dies)."""
+        return replace(CellRecord(**self._header(cell), status="failed", error=error),
+                       provenance=provenance(self.device, now(), self.trust_remote_code))
 
     def load_base(self) -> ModelRuntime:
         if self._base is None:
@@ -207,7 +219,8 @@ class Runner:
         return replace(rec, provenance=provenance(self.device, started, self.trust_remote_code))
 
     def _evaluate_with_retries(self, cell: Cell) -> CellRecord:
-        """Out of device memory: halve the evaluation batch and try again, down to 1."""
+        """Out of device memory: halve the evaluation batch (an automatic one restarts from 8) and try
+        again, down to 1."""
         batch = self.plan.batch_size
         while True:
             try:
@@ -215,11 +228,11 @@ class Runner:
             except Exception as e:
                 if not is_out_of_memory(e) or batch == 1:
                     raise
-                batch //= 2
+                batch = 8 if batch is None else batch // 2
                 self.emit("cell_retry", cell=cell, reason=f"out of memory; batch size {batch}")
                 _free_device_memory(self.device)
 
-    def _evaluate_cell(self, cell: Cell, batch_size: int) -> CellRecord:
+    def _evaluate_cell(self, cell: Cell, batch_size: int | None) -> CellRecord:
         cls = self.registry.get(cell.strategy)
         strategy = cls(cls.Options.model_validate(cell.options))
         ctx = RunContext(cell.seed, self.device, self.cells_dir / cell.cell_id, cache_root(), self.plan.model,

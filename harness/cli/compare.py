@@ -22,6 +22,11 @@ def _split(value: str | None) -> list[str] | None:
     return [s.strip() for s in value.split(",") if s.strip()] if value else None
 
 
+def _batch(value: str | None) -> int | str | None:
+    """`auto` as is, a number as int (validated with the rest of the config)."""
+    return int(value) if value is not None and value.strip().isdigit() else value
+
+
 class ProgressView:
     """Turns runner events into a rich progress bar over test items and one line per cell."""
 
@@ -45,6 +50,8 @@ class ProgressView:
             style = {"ok": "green", "skipped": "yellow"}.get(rec.status, "red")
             extra = f": {escape(rec.error)}" if rec.error else ""
             self.progress.console.print(f"[{style}]{rec.status}[/] {label}{extra}", soft_wrap=True)
+        elif event == "cells_submitted":
+            self.progress.update(self.bar, description=f"{data['n']} cells running on {data['executor']}")
         elif event == "cell_cached" and cell is not None:
             self.progress.console.print(f"[cyan]reused[/] {label} ({cell.cell_id})")
 
@@ -80,12 +87,25 @@ def compare(
     out: Path = typer.Option(None, "--out", help="Output folder (default reports/)."),
     config: Path = typer.Option(None, "--config", help="run.toml with these keys and per-strategy options."),
     plugin: list[Path] = typer.Option(None, "--plugin", help="Load strategies from this Python file too."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Generation batch size (default 8)."),
+    batch_size: str = typer.Option(None, "--batch-size", help="Evaluation batch size (default 8), or `auto`: the "
+                                   "largest whose KV cache fits in half the free CPU RAM or GPU memory."),
     device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
     trust_remote_code: bool = typer.Option(None, "--trust-remote-code",
                                            help="Allow model code from the model folder (off by default)."),
+    executor: str = typer.Option(None, "--executor", help="Where cells run: local (default, in this process) "
+                                 "or ray (one Ray task per cell; pip install 'harness[ray]')."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join (`auto` or host:port); "
+                                    "default: a private local cluster for this run."),
     retention: bool = typer.Option(None, "--retention/--no-retention",
                                    help="Measure forgetting on the suite's retention suite (default on)."),
+    tune_trials: int = typer.Option(None, "--tune-trials", min=1, help="Tune every strategy that has a search space "
+                                    "with the same N Optuna trials on dev first (see `harness tune`); cached."),
+    tune_jobs: int = typer.Option(1, "--tune-jobs", min=1, help="Worker processes per study when tuning."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Log each cell as an MLflow run (pip install "
+                                "'harness\\[track]') in a local sqlite store in the run folder (mlflow/mlflow.db)."),
+    mlflow_uri: str = typer.Option(None, "--mlflow-uri", metavar="TRACKING_URI",
+                                   help="Log to this MLflow tracking URI instead (a server, a database); "
+                                        "implies --mlflow."),
     max_latency_ms: float = C.MAX_LATENCY,
     max_forgetting_pt: float = C.MAX_FORGETTING,
     budget_usd: float = C.BUDGET,
@@ -105,6 +125,7 @@ def compare(
     """
     from harness.cache import exclusive
     from harness.config import load_config
+    from harness.executors import make_executor
     from harness.models import pick_device, resolve_model
     from harness.registry import Registry
     from harness.runner import Runner, make_plan
@@ -112,8 +133,8 @@ def compare(
 
     cfg = load_config(config, {
         "suite": suite, "model": model, "strategies": _split(strategies), "seeds": seed or None,
-        "limit": limit, "out": out, "batch_size": batch_size, "trust_remote_code": trust_remote_code,
-        "plugins": plugin or None, "retention": retention,
+        "limit": limit, "out": out, "batch_size": _batch(batch_size), "trust_remote_code": trust_remote_code,
+        "plugins": plugin or None, "retention": retention, "executor": executor, "ray_address": ray_address,
     })
     decide = C.constraints_from(cfg.decide, max_latency_ms=max_latency_ms, max_forgetting_pt=max_forgetting_pt,
                                 budget_usd=budget_usd, max_memory_gb=max_memory_gb,
@@ -127,11 +148,23 @@ def compare(
     plan = make_plan(cfg, the_suite, resolve_model(cfg.model), registry, device)
     base = cfg.out / the_suite.name
     runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
+    run_on = make_executor(cfg)
     with exclusive(base):
-        _run(plan, runner, base, the_suite, decide)
+        tuned: tuple[Any, ...] = ()
+        if tune_trials:
+            from harness.runner import strategy_names
+            from harness.tune import report_rows, tune_strategies
+
+            cfg, results = tune_strategies(cfg, the_suite, plan.model, registry, strategy_names(cfg, registry),
+                                           tune_trials, device, tune_jobs, lambda line: console.print(Text(line)))
+            tuned = report_rows(results)
+            plan = make_plan(cfg, the_suite, plan.model, registry, device)
+            runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
+        _run(plan, runner, base, the_suite, decide, run_on, tuned, mlflow_uri or ("local" if mlflow else None))
 
 
-def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, Any]) -> None:
+def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, Any], run_on: Any = None,
+         tuned: tuple[Any, ...] = (), mlflow: str | None = None) -> None:
     from harness.faults import kill_point
     from harness.report import write_run
 
@@ -139,15 +172,21 @@ def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, A
     per_cell = plan.items_per_cell()
     for note in the_suite.notes:
         console.print(Text(f"note: {note}"))
+    where = f", executor {run_on.name}" if run_on and run_on.name != "local" else ""
     console.print(f"[bold]{the_suite.name}[/]: {len(plan.cells)} cells ({len(plan.cells) - len(pending)} cached), "
-                  f"model {plan.model.ref}, device {runner.device}")
+                  f"model {plan.model.ref}, device {runner.device}{where}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         runner.emit = ProgressView(progress, total=len(pending) * per_cell)
         kill_point("run-start")
-        records = runner.run()
+        records = run_on.run(runner) if run_on else runner.run()
     run_dir = base / plan.run_id
-    _, decision = write_run(run_dir, plan.run_id, records, decide)
+    _, decision = write_run(run_dir, plan.run_id, records, decide, tuned)
+    if mlflow:
+        from harness.tracking import log_run
+
+        uri = log_run(run_dir, records, None if mlflow == "local" else mlflow)
+        console.print(f"mlflow: {len(records)} runs logged to {escape(uri)}")
     console.print(_summary(records))
     show_decision(decision)
     console.print(f"report: {run_dir / 'report.html'}\n        {run_dir / 'report.md'}")
