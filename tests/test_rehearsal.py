@@ -84,3 +84,29 @@ def test_custom_replay_path(tmp_path, mini_suite, tiny_runtime, tiny_model_dir):
     opts = Rehearsal.Options(replay_fraction=0.2, replay_path=str(path), max_steps=1, batch_size=2)
     report = Rehearsal(opts).adapt(ctx(tmp_path, tiny_runtime, tiny_model_dir), mini_suite).report
     assert "mine.jsonl" in report.notes and report.extras["replay_rows"] >= 1
+
+
+def test_hybrids_with_the_new_strategies_run_through_compare(tmp_path, mini_suite_dir, tiny_model_dir):
+    """`rag+rehearsal` and `rag+prompt-tuning` are composed by the registry and run end to end."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.report import load_run
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'suite = "{mini_suite_dir}"\nmodel = "{tiny_model_dir}"\nlimit = 2\n'
+                   '[options."rag+rehearsal".weights]\nmax_steps = 2\nbatch_size = 2\n'
+                   '[options."rag+prompt-tuning".weights]\nmax_steps = 2\nbatch_size = 2\nvirtual_tokens = 4\n')
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "harness", "compare", "--config", str(cfg), "--strategies",
+                           "rag+rehearsal,rag+prompt-tuning", "--no-retention", "--out", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [run_dir] = [d for d in (out / "mini").iterdir() if (d / "report.json").is_file()]
+    records = {r.strategy: r for r in load_run(run_dir)[1]}
+    assert set(records) == {"rag+rehearsal", "rag+prompt-tuning"}
+    reh = records["rag+rehearsal"]
+    assert reh.adapt.extras["replay_rows"] > 0 and reh.adapt.extras["train_steps"] == 2
+    assert "index_chunks" in reh.adapt.extras or any("index" in k for k in reh.adapt.extras)
+    assert records["rag+prompt-tuning"].adapt.trainable_params > 0
