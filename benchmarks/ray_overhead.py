@@ -31,13 +31,13 @@ RUN_TOML = (
 )
 
 
-def timed_compare(cfg: Path, model: Path, work: Path, executor: str) -> tuple[float, Path]:
+def timed_compare(cfg: Path, model: Path, work: Path, executor: str, *extra: str) -> tuple[float, Path]:
     """Wall time of one compare from a fresh process with fresh output and cache folders, and that folder."""
     out = Path(tempfile.mkdtemp(prefix=f"{executor}-", dir=work))
     env = {**os.environ, "HARNESS_CACHE": str(out / "cache"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "160"}
     cmd = [sys.executable, "-m", "harness", "compare", "--config", str(cfg), "--model", str(model),
-           "--out", str(out / "reports"), "--executor", executor]
+           "--out", str(out / "reports"), "--executor", executor, *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=out, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -72,14 +72,16 @@ def differences(a: Any, b: Any, path: str = "") -> list[str]:
 
 def markdown(result: dict) -> str:
     rows = "".join(f"| {i + 1} | {r['local_s']} | {r['ray_s']} | {r['overhead_s']:+.1f} ({r['overhead_pct']:+.0f}%) "
-                   f"| {r['allowed_s']} | {'yes' if r['within_target'] else 'no'} |\n"
+                   f"| {r['allowed_s']} | {'yes' if r['within_target'] else 'no'} | {r['ray_1cpu_running_cluster_s']} "
+                   f"({r['ray_1cpu_overhead_s']:+.1f}) |\n"
                    for i, r in enumerate(result["pairs"]))
     return (
         f"# Ray executor overhead: {len(STRATEGIES)}-cell compare, tiny model\n\n"
         f"Strategies {', '.join(STRATEGIES)} (trained ones 4 steps) on the `mini` test suite; each run is a fresh "
         "`harness compare` process with fresh output and cache folders; the Ray side starts its own local cluster "
         f"(start-up included). Target: Ray adds at most max(30 s, 20%) of the local wall time.\n\n"
-        "| pair | local s | ray s | ray overhead | allowed s | within target |\n|---|---|---|---|---|---|\n"
+        "| pair | local s | ray s | ray overhead | allowed s | within target | ray, 1 CPU, cluster up: s (vs local) |\n"
+        "|---|---|---|---|---|---|---|\n"
         f"{rows}\n"
         "Record fields (timing fields aside) that differ between the local and the Ray records: "
         f"{', '.join(result['fields_differing_local_vs_ray']) or 'none'}; between the first and the last local run: "
@@ -90,11 +92,34 @@ def markdown(result: dict) -> str:
         + ", ".join(f"{r['rag_index_bytes_ray_minus_local']:+d} vs {r['rag_meta_json_bytes_ray_minus_local']:+d}"
                     for r in result["pairs"]) + ".\n\n"
         "The local executor runs the cells one after another, torch using every core; Ray runs one cell per "
-        "core at a time (Ray sets one thread per task), each worker loading the model and libraries itself.\n\n"
+        "core at a time (Ray sets one thread per task), each worker loading the model and libraries itself. The "
+        "last column runs the Ray side on a one-CPU cluster started before the timing: cells one at a time, so it "
+        "shows Ray's per-task cost (scheduling, worker processes importing torch and loading the model) without "
+        "its parallelism or its start-up.\n\n"
         f"Machine: {result['machine']}, Ray {result['ray_version']}. Shared with other jobs running at the same "
         "time, so single timings "
         "move by several seconds; the pairs alternate local and Ray to spread that noise over both sides.\n"
     )
+
+
+def one_pair(cfg: Path, model: Path, work: Path, serial: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """local, then Ray (own cluster), then Ray on the running one-CPU cluster: timings and records."""
+    local_s, local = timed_compare(cfg, model, work, "local")
+    ray_s, ray = timed_compare(cfg, model, work, "ray")
+    serial_s, ray_serial = timed_compare(cfg, model, work, "ray", "--ray-address", serial)
+    recs = [records(local), records(ray), records(ray_serial)]
+    if any(len(r) != len(STRATEGIES) for r in recs):
+        sys.exit(f"expected {len(STRATEGIES)} records a side, got {[len(r) for r in recs]}")
+    allowed = max(30.0, 0.2 * local_s)
+    return {
+        "local_s": round(local_s, 1), "ray_s": round(ray_s, 1), "overhead_s": round(ray_s - local_s, 1),
+        "overhead_pct": round(100 * (ray_s - local_s) / local_s, 1), "allowed_s": round(allowed, 1),
+        "within_target": ray_s - local_s <= allowed,
+        "ray_1cpu_running_cluster_s": round(serial_s, 1), "ray_1cpu_overhead_s": round(serial_s - local_s, 1),
+        "rag_index_bytes_ray_minus_local": recs[1]["rag"]["adapt"]["artifact_bytes"]
+        - recs[0]["rag"]["adapt"]["artifact_bytes"],
+        "rag_meta_json_bytes_ray_minus_local": rag_meta_bytes(ray) - rag_meta_bytes(local),
+    }, recs
 
 
 def main() -> None:
@@ -110,23 +135,21 @@ def main() -> None:
     model = build_tiny_model(work / "tiny")
     cfg = work / "run.toml"
     cfg.write_text(RUN_TOML.format(suite=SUITE, strategies=json.dumps(STRATEGIES)))
+    import ray
+
+    # A second, one-CPU cluster that is already up: Ray's per-task cost without its parallelism or start-up.
+    serial = ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1",
+                      log_to_driver=False).address_info["gcs_address"]
     pairs, local_vs_ray, first_local = [], set(), None
-    for _ in range(args.repeats):
-        local_s, local = timed_compare(cfg, model, work, "local")
-        ray_s, ray = timed_compare(cfg, model, work, "ray")
-        local_recs, ray_recs = records(local), records(ray)
-        if len(local_recs) != len(STRATEGIES) or len(ray_recs) != len(STRATEGIES):
-            sys.exit(f"expected {len(STRATEGIES)} records a side, got {len(local_recs)} and {len(ray_recs)}")
-        local_vs_ray |= set(differences(local_recs, ray_recs))
-        first_local = first_local or local_recs
-        local_vs_local = set(differences(first_local, local_recs))
-        rag_delta = ray_recs["rag"]["adapt"]["artifact_bytes"] - local_recs["rag"]["adapt"]["artifact_bytes"]
-        meta_delta = rag_meta_bytes(ray) - rag_meta_bytes(local)
-        allowed = max(30.0, 0.2 * local_s)
-        pairs.append({"local_s": round(local_s, 1), "ray_s": round(ray_s, 1), "overhead_s": round(ray_s - local_s, 1),
-                      "overhead_pct": round(100 * (ray_s - local_s) / local_s, 1), "allowed_s": round(allowed, 1),
-                      "within_target": ray_s - local_s <= allowed,
-                      "rag_index_bytes_ray_minus_local": rag_delta, "rag_meta_json_bytes_ray_minus_local": meta_delta})
+    try:
+        for _ in range(args.repeats):
+            pair, recs = one_pair(cfg, model, work, serial)
+            pairs.append(pair)
+            local_vs_ray |= {d for other in recs[1:] for d in differences(recs[0], other)}
+            first_local = first_local or recs[0]
+            local_vs_local = set(differences(first_local, recs[0]))
+    finally:
+        ray.shutdown()
     result = {"strategies": STRATEGIES, "cells": len(STRATEGIES), "pairs": pairs,
               "fields_differing_local_vs_ray": sorted(local_vs_ray),
               "fields_differing_local_vs_local": sorted(local_vs_local),

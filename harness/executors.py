@@ -158,8 +158,8 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, **common)
             else:
-                ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
-                         _node_ip_address="127.0.0.1", **common)
+                # Ray counts the CPUs itself (container limits included): one cell per CPU at a time
+                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **common)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = self.address or "a new local cluster"
             raise HarnessError(f"cannot start or reach Ray at {where}: {str(e).splitlines()[0]}") from None
