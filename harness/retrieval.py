@@ -186,7 +186,9 @@ class VectorIndex:
         return cls(index, chunks) if index.ntotal == len(chunks) else None
 
     def nbytes(self, folder: Path) -> int:
-        return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        """Bytes a deployment stores: the index and its chunks. `meta.json` is the harness's own
+        bookkeeping (it holds the build time, so counting it would make the size vary run to run)."""
+        return sum(f.stat().st_size for f in folder.iterdir() if f.is_file() and f.name != "meta.json")
 
 
 # ---------------------------------------------------------------- evidence recall

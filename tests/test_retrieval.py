@@ -68,6 +68,9 @@ def test_index_finds_exact_vectors_and_round_trips(kind, tmp_path):
     again = VectorIndex.load(tmp_path)
     assert again is not None and len(again.chunks) == 300
     assert np.array_equal(again.search(vecs[:5], 3)[1], index.search(vecs[:5], 3)[1])
+    stored = (tmp_path / "index.faiss").stat().st_size + (tmp_path / "chunks.json").stat().st_size
+    (tmp_path / "meta.json").write_text('{"index_build_s": 0.123456789}')  # bookkeeping with a timing in it
+    assert index.nbytes(tmp_path) == stored  # the size is the deployable files', the same on every run
 
 
 def test_index_key_changes_with_documents_options_and_embedder():
