@@ -58,12 +58,15 @@ class LocalExecutor:
         return runner.run()
 
 
-def cell_resources(cls: Any, device: str) -> dict[str, float]:
-    """Ray task resources for one cell of strategy class `cls` on `device` (see RESOURCE_KEYS)."""
+def cell_resources(cls: Any, device: str, options: dict[str, Any] | None = None) -> dict[str, float]:
+    """Ray task resources for one cell of strategy class `cls` on `device` (see RESOURCE_KEYS); a
+    weight strategy training in N processes (option `processes`) takes N CPUs, or N GPUs on CUDA."""
     cuda = device.startswith("cuda")
-    res: dict[str, float] = {"num_cpus": 1.0}
+    processes = (options or {}).get("processes")
+    n = float(processes) if isinstance(processes, int) and processes > 1 else 1.0
+    res: dict[str, float] = {"num_cpus": 1.0 if cuda else n}
     if cuda:
-        res["num_gpus"] = 1.0 if cls.family in ("weights", "hybrid") else CONTEXT_GPU_SHARE
+        res["num_gpus"] = n if cls.family in ("weights", "hybrid") else CONTEXT_GPU_SHARE
     declared = dict(getattr(cls, "resources", None) or {})
     unknown = sorted(set(declared) - set(RESOURCE_KEYS))
     if unknown:
@@ -197,7 +200,8 @@ class RayExecutor:
                                 runner.trust_remote_code, self.plugins))
         remote = ray.remote(run_cell_task)
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
-        needs = {c.cell_id: cell_resources(runner.registry.get(c.strategy), runner.device) for c in cells}
+        needs = {c.cell_id: cell_resources(runner.registry.get(c.strategy), runner.device, c.options)
+                 for c in cells}
         _check_feasible(ray.cluster_resources(), cells, needs)
         refs = {}
         for cell in cells:

@@ -36,6 +36,9 @@ def test_resources_default_by_family_and_declared_ones_override():
     declared = type("D", (_Strategy,), {"resources": {"num_gpus": 2, "memory": 8e9}})
     assert cell_resources(declared, "cuda") == {"num_cpus": 1.0, "num_gpus": 2.0, "memory": 8e9}
     assert cell_resources(declared, "cpu") == {"num_cpus": 1.0, "memory": 8e9}  # no GPU wait on a CPU run
+    assert cell_resources(_Strategy, "cuda", {"processes": 4}) == {"num_cpus": 1.0, "num_gpus": 4.0}  # DDP cell
+    assert cell_resources(_Strategy, "cpu", {"processes": 2}) == {"num_cpus": 2.0}
+    assert cell_resources(_Strategy, "cuda", {"processes": "auto"}) == {"num_cpus": 1.0, "num_gpus": 1.0}
     bad = type("B", (_Strategy,), {"resources": {"gpus": 1}})
     with pytest.raises(HarnessError, match="unknown resources"):
         cell_resources(bad, "cpu")
