@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import HarnessError
 
@@ -22,6 +22,9 @@ class CompareConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     limit: int | None = Field(None, ge=1, description="Cap on test items per task.")
     out: Path = Path("reports")
+    out_url: str | None = Field(
+        None, description="Set from an `out` that is a URL (s3://, file://...): `out` is then its local staging "
+                          "folder and finished files are mirrored to the URL (harness.remote).")
     batch_size: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
         8, description="Evaluation batch size, or `auto`: the largest whose KV cache fits in half the free memory.")
     retention: bool = Field(True, description="Measure forgetting on the suite's retention suite.")
@@ -37,6 +40,22 @@ class CompareConfig(BaseModel):
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-strategy options: [options.few-shot] k = 3."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _out_url(cls, data: Any) -> Any:
+        """A URL `out` becomes `out_url`, and `out` its staging folder, so every consumer of `out` works
+        locally as before. `out_url` is never given on its own (it must match `out`'s staging folder)."""
+        from harness.remote import is_url, staging_dir
+
+        if not isinstance(data, dict):
+            return data
+        if is_url(data.get("out")):
+            return {**data, "out": staging_dir(data["out"]), "out_url": data["out"]}
+        url = data.get("out_url")
+        if url is not None and (not is_url(url) or Path(data.get("out", "reports")) != staging_dir(url)):
+            raise ValueError("out_url is set from `out`: give the URL as `out` (--out)")
+        return data
 
 
 def _problems(where: str, err: ValidationError) -> str:

@@ -9,8 +9,10 @@ worker that dies mid-cell is retried by Ray (`max_retries`); a retried or recons
 looks for the record and returns it instead of recomputing.
 
 Paths (suite, model folder, plugin files, output folder) are passed as they are: on a multi-node
-cluster they must name the same files on every node (a shared filesystem). Ray is imported only here,
-and only when the Ray executor runs.
+cluster they must name the same files on every node (a shared filesystem), except the output folder
+when --out is a URL (harness.remote): then each worker writes the record into the staging folder of
+its own node and pushes it to the URL itself, and looks there first for a record another node
+finished. Ray is imported only here, and only when the Ray executor runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from harness.records import CellRecord, from_json, to_json
 
 if TYPE_CHECKING:
     from harness.config import CompareConfig
+    from harness.remote import RemoteOut
     from harness.runner import Cell, Plan, Runner
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
@@ -84,9 +87,11 @@ class CellTask:
 
     plan: Plan
     cells_dir: str
+    """Absolute; relative to the staging folder (of each node) when `remote` is set."""
     device: str
     trust_remote_code: bool
     plugins: tuple[str, ...]
+    remote: RemoteOut | None = None
 
 
 _worker_state: dict[str, Any] = {}
@@ -97,14 +102,15 @@ def _worker_runner(task: CellTask) -> Runner:
     from harness.registry import Registry
     from harness.runner import Runner
 
-    key = (task.plan.run_id, task.cells_dir, task.device, task.trust_remote_code, task.plugins)
+    key = (task.plan.run_id, task.cells_dir, task.device, task.trust_remote_code, task.plugins, task.remote)
     if _worker_state.get("key") != key:
         _worker_state.clear()  # one run's base model at a time
         registry = Registry.discover()
         for p in task.plugins:
             registry.add_plugin_file(Path(p))
-        runner = Runner(task.plan, registry, Path(task.cells_dir), device=task.device,
-                        trust_remote_code=task.trust_remote_code)
+        cells_dir = task.remote.staging / task.cells_dir if task.remote else Path(task.cells_dir)
+        runner = Runner(task.plan, registry, cells_dir, device=task.device,
+                        trust_remote_code=task.trust_remote_code, remote=task.remote)
         _worker_state.update(key=key, runner=runner)
     runner_: Runner = _worker_state["runner"]
     return runner_
@@ -112,13 +118,14 @@ def _worker_runner(task: CellTask) -> Runner:
 
 def run_cell_task(task: CellTask, cell: Cell) -> str:
     """The Ray task body (runs on a worker): the cell's record as JSON, written to the cells folder
-    first. A record already there (an earlier attempt finished it) is returned, not recomputed."""
+    first (and pushed to the URL, if --out is one). A record already there (an earlier attempt
+    finished it, on this node or another) is returned, not recomputed."""
     runner = _worker_runner(task)
     rec = runner.cached(cell)
     if rec is None:
         kill_point("cell-start")
         rec = runner.run_cell(cell)
-        atomic_write_text(runner.record_path(cell), to_json(rec))
+        runner.save_record(cell, rec)
         kill_point("between-cells")
     return to_json(rec)
 
@@ -196,8 +203,10 @@ class RayExecutor:
         return [records[c.cell_id] for c in plan.cells]
 
     def _submit(self, ray: Any, runner: Runner, cells: list[Cell]) -> dict[Any, Cell]:
-        task = ray.put(CellTask(runner.plan, str(runner.cells_dir.resolve()), runner.device,
-                                runner.trust_remote_code, self.plugins))
+        remote = runner.remote
+        cells_dir = remote.relative(runner.cells_dir) if remote else str(runner.cells_dir.resolve())
+        task = ray.put(CellTask(runner.plan, cells_dir, runner.device, runner.trust_remote_code, self.plugins,
+                                remote))
         remote = ray.remote(run_cell_task)
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
         needs = {c.cell_id: cell_resources(runner.registry.get(c.strategy), runner.device, c.options)
@@ -220,7 +229,7 @@ class RayExecutor:
         except ray.exceptions.RayError as e:
             first = (str(e).strip().splitlines() or [""])[0]
             rec = runner.failed_record(cell, f"{type(e).__name__} on Ray: {first}")
-            atomic_write_text(path, to_json(rec))
+            runner.save_record(cell, rec)
             return rec
         if not path.is_file():  # the worker's node does not share this folder: keep the record here too
             atomic_write_text(path, to_json(rec))

@@ -26,6 +26,7 @@ from harness.models import ModelSpec, cache_root, load_runtime, pick_device
 from harness.provenance import now, provenance
 from harness.records import SCHEMA_VERSION, CellRecord, Prediction, Retention, TaskResult, from_json, to_json
 from harness.registry import Registry
+from harness.remote import RemoteOut
 from harness.retention import RetentionProbe
 from harness.runtime import ModelRuntime
 from harness.strategy import RunContext
@@ -133,16 +134,18 @@ def _free_device_memory(device: str) -> None:
 
 
 class Runner:
-    """Runs a plan's cells in order, reusing finished records from `cells_dir`."""
+    """Runs a plan's cells in order, reusing finished records from `cells_dir` (and from `remote`,
+    the URL the output folder is mirrored to, when the compare's --out is one: see harness.remote)."""
 
     def __init__(self, plan: Plan, registry: Registry, cells_dir: Path, on_event: Event | None = None,
-                 device: str | None = None, trust_remote_code: bool = False):
+                 device: str | None = None, trust_remote_code: bool = False, remote: RemoteOut | None = None):
         self.plan = plan
         self.registry = registry
         self.cells_dir = cells_dir
         self.emit: Event = on_event or (lambda *a, **k: None)
         self.device = device or pick_device()
         self.trust_remote_code = trust_remote_code
+        self.remote = remote
         self._base: ModelRuntime | None = None
         self.probe = None
         if plan.retention is not None:
@@ -153,14 +156,19 @@ class Runner:
         return self.cells_dir / f"{cell.cell_id}.json"
 
     def cached(self, cell: Cell) -> CellRecord | None:
+        """The cell's reusable record: local first, then at the URL (finished on another machine or node)."""
         path = self.record_path(cell)
-        if not path.is_file():
-            return None
-        try:
-            rec = from_json(CellRecord, path.read_bytes())
-        except ValueError:
-            return None  # unreadable: recompute (writes are atomic, so this is a foreign file)
-        return rec if rec.status in REUSABLE else None
+        rec = _reusable(path)
+        if rec is None and self.remote is not None and self.remote.fetch(path):
+            rec = _reusable(path)
+        return rec
+
+    def save_record(self, cell: Cell, rec: CellRecord) -> None:
+        """Write the cell's record atomically, and push it to the URL when there is one."""
+        path = self.record_path(cell)
+        atomic_write_text(path, to_json(rec))
+        if self.remote is not None:
+            self.remote.push(path)
 
     def run(self) -> list[CellRecord]:
         """Every cell of the plan, reusing finished records. The caller holds the folder's lock, so
@@ -175,7 +183,7 @@ class Runner:
                 kill_point("cell-start")
                 self.emit("cell_start", cell=cell)
                 rec = self.run_cell(cell)
-                atomic_write_text(self.record_path(cell), to_json(rec))
+                self.save_record(cell, rec)
                 self.emit("cell_done", cell=cell, record=rec)
                 kill_point("between-cells")
             records.append(rec)
@@ -267,10 +275,26 @@ class Runner:
             return None
         n = sum(len(t.test[: self.plan.limit]) for t in self.probe.suite.tasks)
         self.emit("task_start", cell=cell, task=f"retention ({self.probe.suite.name})", n=n)
+        base_path = self.probe.base_path
+        shared = self.remote is not None and (base_path.is_file() or self.remote.fetch(base_path))
         result = self.probe.measure(rt, self.load_base())
+        if self.remote is not None and not shared:
+            self.remote.push(base_path)  # computed here: the base figures for every other node
         self.emit("task_done", cell=cell, task="retention", n=n)
         return result
 
     def _kinds(self, preds: list[Prediction]) -> list[str]:
         kinds = {t.name: t.kind for t in self.plan.suite.tasks}
         return [kinds[p.task] for p in preds]
+
+
+def _reusable(path: Path) -> CellRecord | None:
+    """The record at `path` if it is a valid record of a finished or skipped cell. A record that
+    does not parse (a foreign file, or one half written at a URL) is never trusted: recompute."""
+    if not path.is_file():
+        return None
+    try:
+        rec = from_json(CellRecord, path.read_bytes())
+    except ValueError:
+        return None
+    return rec if rec.status in REUSABLE else None

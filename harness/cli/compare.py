@@ -84,7 +84,8 @@ def compare(
                                         "zero-shot, few-shot, rag, lora, qlora, dora, full-ft."),
     seed: list[int] = typer.Option(None, "--seed", help="Seed; repeat for several seeds (default 0)."),
     limit: int = typer.Option(None, "--limit", help="Evaluate at most N test items per task (quick runs)."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default reports/)."),
+    out: str = typer.Option(None, "--out", help="Output folder (default reports/), or a URL fsspec knows (s3://, "
+                            "gs://, file://...): records and reports are mirrored there (README, Scaling out)."),
     config: Path = typer.Option(None, "--config", help="run.toml with these keys and per-strategy options."),
     plugin: list[Path] = typer.Option(None, "--plugin", help="Load strategies from this Python file too."),
     batch_size: str = typer.Option(None, "--batch-size", help="Evaluation batch size (default 8), or `auto`: the "
@@ -136,6 +137,7 @@ def compare(
         "limit": limit, "out": out, "batch_size": _batch(batch_size), "trust_remote_code": trust_remote_code,
         "plugins": plugin or None, "retention": retention, "executor": executor, "ray_address": ray_address,
     })
+    remote = _remote(cfg.out_url)
     decide = C.constraints_from(cfg.decide, max_latency_ms=max_latency_ms, max_forgetting_pt=max_forgetting_pt,
                                 budget_usd=budget_usd, max_memory_gb=max_memory_gb,
                                 queries_per_month=queries_per_month, months=months, weights=weights,
@@ -147,7 +149,8 @@ def compare(
     device = device or pick_device()
     plan = make_plan(cfg, the_suite, resolve_model(cfg.model), registry, device)
     base = cfg.out / the_suite.name
-    runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
+    runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code,
+                    remote=remote)
     run_on = make_executor(cfg)
     with exclusive(base):
         tuned: tuple[Any, ...] = ()
@@ -159,8 +162,31 @@ def compare(
                                            tune_trials, device, tune_jobs, lambda line: console.print(Text(line)))
             tuned = report_rows(results)
             plan = make_plan(cfg, the_suite, plan.model, registry, device)
-            runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code)
+            runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code,
+                            remote=remote)
         _run(plan, runner, base, the_suite, decide, run_on, tuned, mlflow_uri or ("local" if mlflow else None))
+
+
+def _remote(url: str | None) -> Any:
+    """The URL --out mirrors to (harness.remote), checked before anything runs; None for a local folder."""
+    if url is None:
+        return None
+    from harness.remote import RemoteOut
+
+    remote = RemoteOut(url)
+    remote.check()
+    return remote
+
+
+def _push(remote: Any, run_dir: Path, shared: list[Path]) -> Any:
+    """Mirror the run folder, and any cell record or base figures the URL lacks (a push that failed
+    earlier), to the URL; how to show a path."""
+    if remote is None:
+        return str
+    n, late = remote.push_tree(run_dir), remote.push_missing(shared)
+    extra = f", and {late} cached files the URL lacked" if late else ""
+    console.print(Text(f"pushed the run folder ({n} files) to {remote.display(run_dir)}{extra}"))
+    return remote.display
 
 
 def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, Any], run_on: Any = None,
@@ -187,8 +213,10 @@ def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, A
 
         uri = log_run(run_dir, records, None if mlflow == "local" else mlflow)
         console.print(f"mlflow: {len(records)} runs logged to {escape(uri)}")
+    shared = [runner.record_path(c) for c in plan.cells] + ([runner.probe.base_path] if runner.probe else [])
+    where = _push(runner.remote, run_dir, shared)
     console.print(_summary(records))
     show_decision(decision)
-    console.print(f"report: {run_dir / 'report.html'}\n        {run_dir / 'report.md'}")
+    console.print(f"report: {where(run_dir / 'report.html')}\n        {where(run_dir / 'report.md')}")
     if any(r.status == "failed" for r in records):
         raise typer.Exit(1)
