@@ -204,3 +204,16 @@ def test_tune_refuses_a_suite_without_dev_items(tmp_path, mini_suite, tiny_model
     no_dev = replace(mini_suite, tasks=tuple(replace(t, dev=()) for t in mini_suite.tasks))
     with pytest.raises(HarnessError, match="no dev items"):
         dev_view(no_dev)
+
+
+def test_tune_refuses_a_url_out_folder(monkeypatch, capsys, mini_suite_dir):
+    """The study's journal needs a local file lock: a URL --out is an input error, not a folder named 's3:'."""
+    import sys
+
+    from harness.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["harness", "tune", "--suite", str(mini_suite_dir), "--strategy", "few-shot",
+                                      "--trials", "1", "--out", "s3://bucket/runs"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2 and "a study is written locally" in capsys.readouterr().err

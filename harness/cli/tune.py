@@ -52,7 +52,7 @@ def tune(
     model: str = typer.Option(None, "--model", "-m", help="Model (default smollm2-135m-instruct)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the cells and of the TPE sampler."),
     limit: int = typer.Option(None, "--limit", help="Score at most N dev items per task (quick runs)."),
-    out: Path = typer.Option(None, "--out", help="Output folder (default reports/); the study goes to "
+    out: str = typer.Option(None, "--out", help="Output folder (default reports/); the study goes to "
                              "<out>/<suite>/tuning/<strategy>-<key>/."),
     config: Path = typer.Option(None, "--config", help="run.toml: \\[options.<strategy>] is where the search starts."),
     plugin: list[Path] = typer.Option(None, "--plugin", help="Load strategies from this Python file too."),
@@ -76,6 +76,11 @@ def tune(
 
     cfg = load_config(config, {"suite": suite, "model": model, "limit": limit, "out": out,
                                "plugins": plugin or None})
+    if cfg.out_url:
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"--out {cfg.out_url}: a study is written locally (its journal needs a file lock); "
+                           "give a folder")
     registry = Registry.discover()
     for p in cfg.plugins:
         registry.add_plugin_file(p)
