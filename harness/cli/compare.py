@@ -94,7 +94,7 @@ def compare(
     trust_remote_code: bool = typer.Option(None, "--trust-remote-code",
                                            help="Allow model code from the model folder (off by default)."),
     executor: str = typer.Option(None, "--executor", help="Where cells run: local (default, in this process) "
-                                 "or ray (one Ray task per cell; pip install 'harness[ray]')."),
+                                 "or ray (one Ray task per cell; pip install 'harness\\[ray]')."),
     ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join (`auto` or host:port); "
                                     "default: a private local cluster for this run."),
     retention: bool = typer.Option(None, "--retention/--no-retention",
