@@ -74,6 +74,8 @@ class _Trained:
         artifact = run.work_dir / "artifact"
         self.save_artifact(model, artifact)
         report = replace(self._report(model, result, folder_bytes(artifact)), update=update)
+        train_items = sum(len(t.train) for t in first.tasks if t.kind != "language-modeling")
+        report = replace(report, extras={**report.extras, "train_items": float(train_items)})
         if not getattr(self.options, "keep_weights", True):
             report = replace(report, artifact_sha256=drop_weights(artifact))
         return Adapted(rt, report)

@@ -129,3 +129,20 @@ def test_report_reuses_saved_constraints_and_recommend_can_change_them(tmp_path:
     report, _ = load_run(tmp_path)
     assert report.constraints == {"max_forgetting_pt": 5.0}
     assert "Decision: lora" in (tmp_path / "report.html").read_text()
+
+
+def test_data_checks_and_training_items_are_in_the_report_and_escaped(tmp_path: Path):
+    """Suite notes (duplicates dropped, leaks, carved splits) and how many train items each trained cell
+    saw reach both reports, survive a re-render, and stay inert text."""
+    lora = replace(record("lora"), adapt=AdaptReport(total_params=10, trainable_params=2, train_tokens=12345,
+                                                       extras={"train_items": 70.0}))
+    notes = ("qa/train: 3 duplicates dropped", f"split carved 70/15/15 from {HOSTILE}")
+    write_run(tmp_path, "run-1", [record("zero-shot"), lora], data_notes=notes)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Data" in md and "- qa/train: 3 duplicates dropped" in md
+    assert "| lora | 0 | 70 | – | 12,345 |" in md and "| zero-shot | 0 | " not in md.split("## Data")[1][:600]
+    html = (tmp_path / "report.html").read_text()
+    assert "<li>qa/train: 3 duplicates dropped</li>" in html and "<td>70</td>" in html
+    assert "<script>alert(1)" not in html and "<script>" not in md
+    render_run(tmp_path)
+    assert (tmp_path / "report.md").read_text() == md

@@ -207,7 +207,7 @@ def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, A
         kill_point("run-start")
         records = run_on.run(runner) if run_on else runner.run()
     run_dir = base / plan.run_id
-    _, decision = write_run(run_dir, plan.run_id, records, decide, tuned)
+    _, decision = write_run(run_dir, plan.run_id, records, decide, tuned, the_suite.notes)
     if mlflow:
         from harness.tracking import log_run
 

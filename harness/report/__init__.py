@@ -47,6 +47,8 @@ class RunReport:
     """The decision's constraints and prices (see harness.decide.Constraints); re-renders reuse them."""
     tuning: tuple[dict[str, Any], ...] = ()
     """How each strategy was tuned (`compare --tune-trials`; rows of harness.tune.report_rows)."""
+    data_notes: tuple[str, ...] = ()
+    """What the suite's checks found at load: duplicates dropped, leaks, carved splits (Suite.notes)."""
     schema_version: int = 1
 
 
@@ -169,6 +171,19 @@ def _significance(records: list[CellRecord]) -> list[dict[str, Any]]:
     return out
 
 
+def training_data(records: list[CellRecord]) -> list[dict[str, Any]]:
+    """Per cell that trained: how many train items (and replayed general-text rows) and tokens it saw."""
+    rows = []
+    for r in records:
+        extras = r.adapt.extras if r.adapt else {}
+        if r.adapt is None or "train_items" not in extras:
+            continue
+        rows.append({"strategy": r.strategy, "seed": r.seed, "train_items": int(extras["train_items"]),
+                     "replay": int(extras["replay_rows"]) if "replay_rows" in extras else None,
+                     "tokens": r.adapt.train_tokens})
+    return rows
+
+
 def decision_context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
     """The decision card, per-strategy summary, verdicts, costs, breakdowns and charts."""
     from harness.analysis import analyze
@@ -197,6 +212,7 @@ def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
         "retention_suite": next((r.retention.suite for r in records if r.retention), None),
         "retrieval": _retrieval_rows(records),
         "significance": _significance(records),
+        "training_data": training_data(records),
         "provenance": prov,
         "fmt": _fmt,
         **decision_context(report, records),
@@ -233,7 +249,7 @@ def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> Decis
 
 def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
               constraints: dict[str, Any] | None = None,
-              tuning: tuple[dict[str, Any], ...] = ()) -> tuple[RunReport, Decision]:
+              tuning: tuple[dict[str, Any], ...] = (), data_notes: tuple[str, ...] = ()) -> tuple[RunReport, Decision]:
     """Copy the records into the run folder, write report.json, render markdown and HTML."""
     refs = []
     for rec in records:
@@ -243,7 +259,7 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
         refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
     first = records[0]
     report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
-                       constraints or {}, tuning)
+                       constraints or {}, tuning, data_notes)
     atomic_write_text(run_dir / "report.json", to_json(report))
     return report, render(report, records, run_dir)
 
