@@ -4,8 +4,9 @@
     harness compare --suite legal-qa --strategies lora,rehearsal --out /tmp/reh/run
     python benchmarks/rehearsal.py /tmp/reh/run [more run folders...]
 
-Each argument is an --out folder (or a run folder holding report.json); the newest run of each
-folder is read, and every cell of the strategies `lora` and `rehearsal` is tabulated. Writes
+Each argument is an --out folder (or a run folder holding report.json; or one cell record .json);
+the newest run of each folder is read, and every cell of the strategies `lora` and `rehearsal` is
+tabulated. Writes
 benchmarks/results/rehearsal.json and .md.
 """
 
@@ -51,8 +52,14 @@ def row(record: dict, run: Path) -> dict:
 
 
 def collect(folders: list[Path]) -> list[dict]:
+    """Rows of every lora/rehearsal cell: from runs (folders) or single cell records (.json files)."""
     rows = []
     for folder in folders:
+        if folder.suffix == ".json":  # a cell record, e.g. <out>/legal-qa/cells/<cell id>.json
+            record = json.loads(folder.read_text())
+            if record["strategy"] in STRATEGIES and record["status"] == "ok":
+                rows.append(row(record, folder))
+            continue
         run = run_dir(folder)
         report = json.loads((run / "report.json").read_text())
         for cell in report["cells"]:
