@@ -102,7 +102,9 @@ def verdict(rows: list[dict]) -> list[str]:
     return [f"{head}: retention accuracy {acc:+.4f}, text cross-entropy {ce:+.4f} nats/token (rehearsal minus lora).",
             f"Task dev loss (best): lora {plain['best_dev_loss']}, rehearsal {reh['best_dev_loss']}. Both train the "
             "same 24 optimizer steps of 8 rows (the CPU budget), so the replay rows take the place of task rows: "
-            "rehearsal sees about a quarter fewer task rows. One seed; 165 questions put one question at 0.006."]
+            "rehearsal sees about a quarter fewer task rows. One seed; 165 questions put one question at 0.006.",
+            "Adapt seconds are wall times of runs sharing a busy 2-core machine with other jobs: not a speed "
+            "comparison."]
 
 
 def main(argv: list[str]) -> None:
