@@ -114,11 +114,13 @@ class ContinuedPretraining(_Trained):
         out = run.work_dir / folder
         rows = corpus_rows(rt, docs, min(o.chunk_tokens, o.max_seq_len))
         no_train = replace(suite, tasks=tuple(replace(t, train=()) for t in suite.tasks))
+        launch = self.launch(run)  # several processes when the option asks for them
         first = sft_train(model, rt, no_train, self._phase(lr, pre_steps), out / "pretrain", run.seed, run.device,
-                          extra_train=rows)
+                          extra_train=rows, launch=launch)
         second = None
         if o.then_instruct:
-            second = sft_train(model, rt, suite, self._phase(lr, inst_steps), out / "instruct", run.seed, run.device)
+            second = sft_train(model, rt, suite, self._phase(lr, inst_steps), out / "instruct", run.seed, run.device,
+                               launch=launch)
         if folder == "train":
             self.phases = {"pretrain_steps": float(first.steps), "pretrain_tokens": float(first.train_tokens),
                            "corpus_windows": float(len(rows)),

@@ -115,7 +115,7 @@ class Rehearsal(_Trained):
         rows = text_rows(rt, texts, o.max_seq_len)
         optim = self.cuda_optimizer if run.device.startswith("cuda") else None
         return sft_train(model, rt, suite, budget, run.work_dir / folder, run.seed, run.device, optim,
-                         extra_train=rows)
+                         extra_train=rows, launch=self.launch(run))
 
     def _report(self, model: Any, result: TrainResult, artifact_bytes: int) -> Any:
         from dataclasses import replace
