@@ -152,14 +152,14 @@ class RayExecutor:
 
     def run(self, runner: Runner) -> list[CellRecord]:
         ray = import_ray()
-        started = self._connect(ray)
+        started = self.connect(ray)
         try:
             return self._run(ray, runner)
         finally:
             if started:
                 ray.shutdown()
 
-    def _connect(self, ray: Any) -> bool:
+    def connect(self, ray: Any) -> bool:
         """Initialise Ray unless the caller already did; True when this call did (and must shut it down)."""
         if ray.is_initialized():
             return False

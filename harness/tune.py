@@ -28,15 +28,18 @@ Ray tasks or nodes on a shared filesystem) append to one log and each replays it
 server, no "database is locked" retries under concurrent writers, and it works on NFS where SQLite
 locking does not. `--storage URL` takes an RDB URL (e.g. postgresql://) for a cluster with a server.
 Parallel workers: `run_trials(spec, n)` is a plain top-level function over a picklable `TrialSpec`;
-any executor can run N of them against the same storage (`--jobs N` runs them as processes here).
-Each worker's sampler is seeded `seed + worker`, so parallel studies are not bit-reproducible.
-Under `compare --executor ray` the studies still run in the driver before the cells are submitted
-(with `--tune-jobs` processes); submitting `run_trials` as Ray tasks is the intended next step.
+any executor can run N of them against the same storage: `--jobs N` runs them as processes here,
+and under the Ray executor (`tune --executor ray`, `compare --executor ray --tune-trials N`) they are
+Ray tasks (`_parallel_ray`). Each worker's sampler is seeded `seed + worker`, so parallel studies are
+not bit-reproducible. Optuna with a shared storage rather than Ray Tune: a trial stays an ordinary
+cell (same runner, records and cache), and the same code runs with or without Ray.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import platform
 import shutil
 import time
 from collections.abc import Callable
@@ -408,6 +411,7 @@ def objective(spec: TrialSpec, runner: Runner, space: SearchSpace) -> Callable[[
         options = _options(runner.registry, spec, space(trial))
         cid = cell_id(plan.suite, plan.model, spec.strategy, options, spec.seed, spec.limit, None, runner.device)
         trial.set_user_attr("options", options)
+        trial.set_user_attr("host", f"{platform.node()}:{os.getpid()}")  # which worker ran it
         trial.set_user_attr("cell_id", cid)
         cell = Cell(spec.strategy, options, spec.seed, cid)
         rec = runner.cached(cell) or _run_trial_cell(runner, cell, trial, METRICS[spec.metric] == "maximize")
@@ -473,6 +477,29 @@ def _parallel(spec: TrialSpec, n: int, jobs: int) -> None:
         raise HarnessError(f"{len(bad)} tuning worker(s) exited with status {bad}")
 
 
+def _parallel_ray(spec: TrialSpec, n: int, jobs: int, executor: Any) -> None:
+    """The trials as Ray tasks sharing the study's storage (a file every node must see, or an RDB URL):
+    `jobs` tasks (1: one per CPU of the cluster), the trials split between them up front; on CUDA each
+    task takes a GPU."""
+    from harness.executors import FORWARDED_ENV, import_ray
+
+    ray = import_ray()
+    started = executor.connect(ray)
+    try:
+        if jobs == 1:
+            jobs = max(1, min(n, int(ray.cluster_resources().get("CPU", 1))))
+        shares = [n // jobs + (i < n % jobs) for i in range(jobs)]
+        gpus = 1.0 if spec.device.startswith("cuda") else 0.0
+        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}  # offline mode, allow-lists
+        task = ray.remote(_worker).options(num_cpus=1, num_gpus=gpus, max_retries=0, runtime_env={"env_vars": env},
+                                           name=f"harness-tune:{spec.strategy}")
+        refs = [task.remote(spec, k, i, 1) for i, k in enumerate(shares) if k]
+        ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
@@ -520,6 +547,8 @@ class Tuning:
     runner: Runner | None = field(default=None, compare=False)
     say: Callable[[str], None] | None = field(default=None, compare=False)
     """One line per finished trial (in-process trials only)."""
+    executor: Any = field(default=None, compare=False)
+    """harness.executors.RayExecutor: trials run as Ray tasks on its cluster; else here (or `jobs` processes)."""
 
 
 def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
@@ -551,7 +580,9 @@ def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
             study.enqueue_trial(params, user_attrs={"defaults": True})
     remaining = how.trials - sum(r.state != "interrupted" for r in _rows(study))
     if remaining > 0 and "unsupported" not in study.user_attrs:
-        if how.jobs > 1:
+        if getattr(how.executor, "name", "local") == "ray":
+            _parallel_ray(spec, remaining, how.jobs, how.executor)
+        elif how.jobs > 1:
             _parallel(spec, remaining, how.jobs)
         else:
             run_trials(spec, remaining, 0, how.runner or trial_runner(spec, registry), how.say)
@@ -633,8 +664,8 @@ def plan_study(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Reg
 
 
 def tune_strategies(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry, names: list[str],
-                    trials: int, device: str, jobs: int = 1,
-                    say: Callable[[str], None] = print) -> tuple[CompareConfig, tuple[TuneResult, ...]]:
+                    trials: int, device: str, jobs: int = 1, say: Callable[[str], None] = print,
+                    executor: Any = None) -> tuple[CompareConfig, tuple[TuneResult, ...]]:
     """`compare --tune-trials N`: every strategy with a search space gets a study of exactly N trials
     (same seed, metric and dev items), so none wins by being tuned more; the run then uses each one's
     best options. Studies are cached by their inputs (`tune_key`), so a re-run does not re-tune."""
@@ -647,9 +678,11 @@ def tune_strategies(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry
             results.append(tune(spec, Tuning(folder, trials)))
             say(f"{name}: not tuned: no search space")
             continue
-        if jobs == 1 and runner is None:
+        remote = getattr(executor, "name", "local") == "ray"
+        if jobs == 1 and runner is None and not remote:
             runner = trial_runner(spec, registry)  # one base-model load for every study
-        result = tune(spec, Tuning(folder, trials, jobs, runner if jobs == 1 else None))
+        local = runner if jobs == 1 and not remote else None
+        result = tune(spec, Tuning(folder, trials, jobs, local, executor=executor if remote else None))
         results.append(result)
         if result.status == "tuned" and result.best_value is not None:
             options[name] = result.best_options

@@ -217,3 +217,26 @@ def test_tune_refuses_a_url_out_folder(monkeypatch, capsys, mini_suite_dir):
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 2 and "a study is written locally" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trials_run_as_ray_tasks_sharing_the_study(tmp_path, mini_suite_dir, tiny_model_dir):
+    """Under the Ray executor the trials are Ray tasks (other processes) appending to one journal."""
+    pytest.importorskip("ray")
+    from harness.executors import RayExecutor
+    from harness.tune import Tuning, tune
+
+    plugin = tmp_path / "probe_plugin.py"
+    plugin.write_text(PROBE.format(log=tmp_path / "seen.txt"))
+    cfg = _cfg(mini_suite_dir, tiny_model_dir, tmp_path / "out", (plugin,))
+    spec, folder = _study(cfg, "probe", 3)
+    result = tune(spec, Tuning(folder, 3, jobs=2, executor=RayExecutor(None, (plugin,))))
+    assert result.status == "tuned" and result.finished == 3
+    assert [t.state for t in result.trials] == ["complete"] * 3 and result.trials[0].defaults
+    from harness.tune import open_study
+
+    hosts = {t.user_attrs["host"] for t in open_study(spec).trials}
+    assert hosts and all(not h.endswith(f":{os.getpid()}") for h in hosts)  # none ran in this process
+    import ray
+
+    assert not ray.is_initialized()  # the private cluster was shut down

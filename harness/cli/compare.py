@@ -159,7 +159,8 @@ def compare(
             from harness.tune import report_rows, tune_strategies
 
             cfg, results = tune_strategies(cfg, the_suite, plan.model, registry, strategy_names(cfg, registry),
-                                           tune_trials, device, tune_jobs, lambda line: console.print(Text(line)))
+                                           tune_trials, device, tune_jobs, lambda line: console.print(Text(line)),
+                                           run_on)
             tuned = report_rows(results)
             plan = make_plan(cfg, the_suite, plan.model, registry, device)
             runner = Runner(plan, registry, base / "cells", device=device, trust_remote_code=cfg.trust_remote_code,

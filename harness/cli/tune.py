@@ -60,6 +60,10 @@ def tune(
     storage: str = typer.Option(None, "--storage", help="Optuna RDB URL (e.g. postgresql://...) instead of the "
                                 "study.journal file in the study folder."),
     device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda when present)."),
+    executor: str = typer.Option(None, "--executor", help="local (default: here, or --jobs processes) or ray: "
+                                 "the trials as Ray tasks sharing the study (--jobs tasks; 1: one per cluster CPU)."),
+    ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join (`auto` or host:port); "
+                                    "default: a private local cluster."),
 ) -> None:
     """Search a strategy's options with Optuna (seeded TPE sampler, median pruner on the dev loss of
     weight strategies) and write tune.json (every trial, best options) next to the study's storage.
@@ -67,6 +71,7 @@ def tune(
     inputs is reused; an interrupted one resumes."""
     from harness.cache import atomic_write_text, exclusive
     from harness.config import load_config
+    from harness.executors import make_executor
     from harness.models import pick_device, resolve_model
     from harness.records import to_json
     from harness.registry import Registry
@@ -75,7 +80,8 @@ def tune(
     from harness.tune import tune as run_tune
 
     cfg = load_config(config, {"suite": suite, "model": model, "limit": limit, "out": out,
-                               "plugins": plugin or None})
+                               "plugins": plugin or None, "executor": executor, "ray_address": ray_address})
+    run_on = make_executor(cfg)
     if cfg.out_url:
         from harness.errors import HarnessError
 
@@ -90,7 +96,8 @@ def tune(
                               device, storage)
     console.print(f"[bold]{the_suite.name}[/]: tuning {strategy}, {trials} trials on dev, study in {folder}")
     with exclusive(cfg.out / the_suite.name):
-        result = run_tune(spec, Tuning(folder, trials, jobs, say=lambda line: console.print(line, markup=False)))
+        result = run_tune(spec, Tuning(folder, trials, jobs, say=lambda line: console.print(line, markup=False),
+                                       executor=run_on if run_on.name == "ray" else None))
     atomic_write_text(folder / "tune.json", to_json(result))
     if result.trials:
         console.print(trials_table(result))
