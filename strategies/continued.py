@@ -10,11 +10,10 @@ checkpoint, as every weight strategy does: the corpus phase is unsupervised, mod
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
-from harness_strategies.weights import LoraOptions, _lora_config, _Trained
+from harness_strategies.weights import LoraOptions, _Trained, lora_or_full
 from pydantic import Field
 
 from harness.errors import Unsupported
@@ -96,14 +95,7 @@ class ContinuedPretraining(_Trained):
         return super().adapt(run, suite)
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
-        model = copy.deepcopy(base.model)
-        if self.options.method == "full-ft":
-            for p in model.parameters():
-                p.requires_grad_(True)
-            return model
-        from peft import get_peft_model
-
-        return get_peft_model(model, _lora_config(self.options))
+        return lora_or_full(base, self.options)
 
     def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
         o = self.options

@@ -11,14 +11,13 @@ for this project, on topics that the retention suite's text task does not cover)
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness_strategies.weights import LoraOptions, _lora_config, _Trained
+from harness_strategies.weights import LoraOptions, _Trained, lora_or_full
 from pydantic import Field
 
 from harness.errors import HarnessError
@@ -91,14 +90,7 @@ class Rehearsal(_Trained):
     Options: ClassVar[type[RehearsalOptions]] = RehearsalOptions
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
-        model = copy.deepcopy(base.model)
-        if self.options.method == "full-ft":
-            for p in model.parameters():
-                p.requires_grad_(True)
-            return model
-        from peft import get_peft_model
-
-        return get_peft_model(model, _lora_config(self.options))
+        return lora_or_full(base, self.options)
 
     def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
         o = self.options

@@ -127,6 +127,19 @@ def _lora_config(o: LoraOptions, use_dora: bool = False) -> Any:
                       task_type="CAUSAL_LM", use_dora=use_dora)
 
 
+def lora_or_full(base: ModelRuntime, options: Any) -> Any:
+    """A copy of the base model with LoRA adapters (`options.method` "lora", the LoRA options apply)
+    or with every weight trainable ("full-ft"): the two methods rehearsal and continued pretraining offer."""
+    model = copy.deepcopy(base.model)
+    if options.method == "full-ft":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import get_peft_model
+
+    return get_peft_model(model, _lora_config(options))
+
+
 class Lora(_Trained):
     """Low-rank adapters on a copy of the base model; the base weights stay frozen."""
 
