@@ -122,6 +122,7 @@ def prefixed_runtime(peft_model: Any, rt: ModelRuntime) -> ModelRuntime:
     """The runtime to evaluate a trained soft-prompt model: its frozen base behind the virtual prefix."""
     peft_model.eval()
     model = prefixed_lm(peft_model.get_base_model(), virtual_prefix(peft_model))
+    object.__setattr__(model, "trained_from", peft_model)  # not a submodule: its parameters stay out of `model`
     return ModelRuntime(model, rt.tokenizer, rt.spec, rt.device)
 
 

@@ -29,7 +29,8 @@ def test_training_changes_trained_weights_and_never_the_base(name, tmp_path, min
     opts = cls.Options(max_steps=4, eval_every=2, batch_size=2, learning_rate=5e-3)
     adapted = cls(opts).adapt(ctx(tmp_path, tiny_runtime, tiny_model_dir), mini_suite)
     assert all(torch.equal(before[k], v) for k, v in tiny_runtime.model.state_dict().items())  # base untouched
-    model = adapted.runtime.model
+    # soft prompts evaluate a fixed prefix computed from their trained peft model, kept as `trained_from`
+    model = getattr(adapted.runtime.model, "trained_from", adapted.runtime.model)
     trained = {k: v for k, v in model.named_parameters() if v.requires_grad}
     assert trained and adapted.report.trainable_params == sum(v.numel() for v in trained.values())
     changed = [k for k, v in trained.items() if "lora_A" not in k and not _equal_to_base(k, v, before)]
