@@ -41,6 +41,13 @@ CONTEXT_GPU_SHARE = 0.5
 FORWARDED_ENV = ("HARNESS_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")
 """Environment variables the driver passes to workers, so plugin allow-lists, offline mode and
 the crash-test kill points mean the same thing on every node."""
+
+
+def forwarded_env() -> dict[str, str]:
+    """This process's variables that workers get too (see FORWARDED_ENV)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+
+
 INSTALL_HINT = "--executor ray needs Ray: pip install 'harness[ray]'"
 
 
@@ -208,7 +215,7 @@ class RayExecutor:
         task = ray.put(CellTask(runner.plan, cells_dir, runner.device, runner.trust_remote_code, self.plugins,
                                 remote))
         remote = ray.remote(run_cell_task)
-        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+        env = forwarded_env()
         needs = {c.cell_id: cell_resources(runner.registry.get(c.strategy), runner.device, c.options)
                  for c in cells}
         _check_feasible(ray.cluster_resources(), cells, needs)

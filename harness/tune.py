@@ -458,6 +458,11 @@ def _worker(spec: TrialSpec, n: int, worker: int, threads: int) -> None:
     run_trials(spec, n, worker)
 
 
+def _shares(n: int, jobs: int) -> list[int]:
+    """`n` trials split between `jobs` workers up front, so the study gets exactly `n`."""
+    return [n // jobs + (i < n % jobs) for i in range(jobs)]
+
+
 def _parallel(spec: TrialSpec, n: int, jobs: int) -> None:
     """`jobs` processes share the study's storage; the trials are split between them up front, so
     the study gets exactly `n` (no worker starts one past the budget)."""
@@ -465,7 +470,7 @@ def _parallel(spec: TrialSpec, n: int, jobs: int) -> None:
     import os
 
     ctx = multiprocessing.get_context("spawn")
-    shares = [n // jobs + (i < n % jobs) for i in range(jobs)]
+    shares = _shares(n, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     procs = [ctx.Process(target=_worker, args=(spec, k, i, threads)) for i, k in enumerate(shares) if k]
     for p in procs:
@@ -481,16 +486,16 @@ def _parallel_ray(spec: TrialSpec, n: int, jobs: int, executor: Any) -> None:
     """The trials as Ray tasks sharing the study's storage (a file every node must see, or an RDB URL):
     `jobs` tasks (1: one per CPU of the cluster), the trials split between them up front; on CUDA each
     task takes a GPU."""
-    from harness.executors import FORWARDED_ENV, import_ray
+    from harness.executors import forwarded_env, import_ray
 
     ray = import_ray()
     started = executor.connect(ray)
     try:
         if jobs == 1:
             jobs = max(1, min(n, int(ray.cluster_resources().get("CPU", 1))))
-        shares = [n // jobs + (i < n % jobs) for i in range(jobs)]
+        shares = _shares(n, jobs)
         gpus = 1.0 if spec.device.startswith("cuda") else 0.0
-        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}  # offline mode, allow-lists
+        env = forwarded_env()  # offline mode, allow-lists
         task = ray.remote(_worker).options(num_cpus=1, num_gpus=gpus, max_retries=0, runtime_env={"env_vars": env},
                                            name=f"harness-tune:{spec.strategy}")
         refs = [task.remote(spec, k, i, 1) for i, k in enumerate(shares) if k]
