@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.models import load_runtime, resolve_model
-from harness.prompts import DEFAULT_SYSTEM, zero_shot_prompt
-from harness.runtime import ModelRuntime
-from harness.suites import Task, load_suite
+from harness.model.load import load_runtime, resolve_model
+from harness.data.prompts import DEFAULT_SYSTEM, zero_shot_prompt
+from harness.model.runtime import ModelRuntime
+from harness.data.suites import Task, load_suite
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import hygiene
-from harness.adapters import ImportOptions, import_suite
-from harness.suites import Suite
+from harness.data import hygiene
+from harness.data.formats import ImportOptions, import_suite
+from harness.data.suites import Suite
 
 BUDGET_S = 10.0
 

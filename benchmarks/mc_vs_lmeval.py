@@ -52,8 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.models import load_runtime, local_weights, resolve_model
-from harness.runtime import ModelRuntime
+from harness.model.load import load_runtime, local_weights, resolve_model
+from harness.model.runtime import ModelRuntime
 
 LETTERS = "ABCD"
 DEFAULT_DATA = Path("/work/shared/data/mmlu")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.records import AdaptReport, CellRecord, LatencySummary, Prediction, Retention, TaskResult
+from harness.core.records import AdaptReport, CellRecord, LatencySummary, Prediction, Retention, TaskResult
 
 TASKS = (("statute-qa", "short-answer", 0.4), ("clause-type", "classification", 0.4), ("mc", "multiple-choice", 0.2))
 WORDS = ("the", "tenant", "shall", "pay", "deposit", "within", "days", "notice", "agreement", "party",

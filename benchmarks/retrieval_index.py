@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.embeddings import embed
-from harness.retrieval import Chunk, VectorIndex
+from harness.model.embeddings import embed
+from harness.model.retrieval import Chunk, VectorIndex
 
 WORDS = [
     "tenant", "landlord", "deposit", "notice", "days", "crowns", "tribunal", "permit", "licence",

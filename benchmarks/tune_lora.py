@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.records import to_json
+from harness.core.records import to_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,11 +51,11 @@ def main() -> None:
 
 def current(args: argparse.Namespace) -> object:
     """The study's trials as they stand, read from its storage (the same study the command runs)."""
-    from harness.config import load_config
-    from harness.models import pick_device, resolve_model
-    from harness.registry import Registry
-    from harness.suites import load_suite
-    from harness.tune import plan_study, study_result
+    from harness.run.config import load_config
+    from harness.model.load import pick_device, resolve_model
+    from harness.strategy.registry import Registry
+    from harness.data.suites import load_suite
+    from harness.run.tune import plan_study, study_result
 
     cfg = load_config(None, {"suite": "legal-qa", "limit": args.limit, "out": Path(args.out)})
     spec, _ = plan_study(cfg, load_suite(cfg.suite), resolve_model(cfg.model), Registry.discover(), "lora",
@@ -66,7 +66,7 @@ def current(args: argparse.Namespace) -> object:
 def per_task(out: Path, study: dict) -> dict[str, dict[str, float]]:
     """Trial number -> each task's main metric on dev (F1 for statute-qa, accuracy for clause-type),
     from the trial cells' records."""
-    from harness.analysis import main_metric
+    from harness.decide.analysis import main_metric
 
     rows = {}
     for t in study["trials"]:

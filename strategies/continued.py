@@ -16,12 +16,12 @@ from typing import Any, ClassVar, Literal
 from harness_strategies.weights import LoraOptions, _Trained, lora_or_full
 from pydantic import Field
 
-from harness.errors import Unsupported
-from harness.records import Document
-from harness.runtime import ModelRuntime
-from harness.strategy import Adapted, RunContext
-from harness.suites import Suite
-from harness.training import TrainOptions, TrainResult, sft_train
+from harness.core.errors import Unsupported
+from harness.core.records import Document
+from harness.model.runtime import ModelRuntime
+from harness.strategy.protocol import Adapted, RunContext
+from harness.data.suites import Suite
+from harness.model.training import TrainOptions, TrainResult, sft_train
 
 DEFAULT_LR = {"lora": 1e-3, "full-ft": 1e-4}
 
@@ -38,7 +38,7 @@ class ContinuedOptions(LoraOptions):
 
 
 def step_budget(o: TrainOptions, device: str) -> int:
-    """Optimizer steps one training gets (-1: an epoch budget), as harness.training.train_args caps them."""
+    """Optimizer steps one training gets (-1: an epoch budget), as harness.model.training.train_args caps them."""
     if not device.startswith("cuda") and o.cpu_max_steps:
         return o.cpu_max_steps if o.max_steps < 0 else min(o.max_steps, o.cpu_max_steps)
     return o.max_steps

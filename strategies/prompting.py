@@ -7,11 +7,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.errors import Unsupported
-from harness.prompts import DEFAULT_SYSTEM, shots_prompt, zero_shot_prompt
-from harness.records import Example, Prompt
-from harness.strategy import Adapted, RunContext, StrategyOptions, unchanged_weights
-from harness.suites import Suite, Task
+from harness.core.errors import Unsupported
+from harness.data.prompts import DEFAULT_SYSTEM, shots_prompt, zero_shot_prompt
+from harness.core.records import Example, Prompt
+from harness.strategy.protocol import Adapted, RunContext, StrategyOptions, unchanged_weights
+from harness.data.suites import Suite, Task
 
 
 class ZeroShot:
@@ -58,7 +58,7 @@ class FewShot:
         if empty:
             raise Unsupported(f"few-shot needs train examples; none in task(s) {', '.join(empty)}")
         if self.options.selection == "similar":
-            from harness.embeddings import embed
+            from harness.model.embeddings import embed
 
             for t in (t for t in suite.tasks if t.train):
                 self._train_vectors[t.name] = embed([e.input for e in t.train], self.options.embedder)
@@ -78,7 +78,7 @@ class FewShot:
         return [pool[i] for i in idx]
 
     def _similar(self, task: Task, examples: Sequence[Example]) -> list[list[Example]]:
-        from harness.embeddings import embed
+        from harness.model.embeddings import embed
 
         query = embed([e.input for e in examples], self.options.embedder)
         sims = query @ self._train_vectors[task.name].T

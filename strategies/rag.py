@@ -5,7 +5,7 @@ Short-answer tasks get retrieved context, and so does any task whose items carry
 `evidence_spans` (ContractNLI's 3-way classification): the suite then says where the answer lies.
 Such an item is a question about one given document (its `doc_id`), so by default its retrieval
 is confined to that document's chunks; the harness scores the chunks' character offsets against
-the gold spans (see harness.retrieval.evidence_recall)."""
+the gold spans (see harness.model.retrieval.evidence_recall)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from harness.cache import atomic_write_text
-from harness.embeddings import DEFAULT_EMBEDDER, embed
-from harness.errors import HarnessError, Unsupported
-from harness.prompts import DEFAULT_SYSTEM, context_prompt, zero_shot_prompt
-from harness.records import AdaptReport, Document, Example, KnowledgeUpdate, Prompt
-from harness.retrieval import IndexKind, VectorIndex, chunk_corpus, index_key
-from harness.strategy import Adapted, RunContext, StrategyOptions, unchanged_weights
-from harness.suites import Suite, Task
+from harness.core.cache import atomic_write_text
+from harness.model.embeddings import DEFAULT_EMBEDDER, embed
+from harness.core.errors import HarnessError, Unsupported
+from harness.data.prompts import DEFAULT_SYSTEM, context_prompt, zero_shot_prompt
+from harness.core.records import AdaptReport, Document, Example, KnowledgeUpdate, Prompt
+from harness.model.retrieval import IndexKind, VectorIndex, chunk_corpus, index_key
+from harness.strategy.protocol import Adapted, RunContext, StrategyOptions, unchanged_weights
+from harness.data.suites import Suite, Task
 
 
 class Rag:

@@ -1,7 +1,7 @@
 """Rehearsal: LoRA or full fine-tuning with general-text replay mixed into the training data, to
 mitigate forgetting. Replay rows are plain next-token-loss examples (every token a label) drawn,
 seeded, from a general-text replay corpus; the task rows, dev split, loop and budget are exactly
-those of `lora` / `full-ft` (harness.training.sft_train), so `rehearsal` against the same method
+those of `lora` / `full-ft` (harness.model.training.sft_train), so `rehearsal` against the same method
 without replay isolates the effect of replay.
 
 The replay corpus is never the retention test data: by default it is `replay.jsonl` beside the
@@ -20,11 +20,11 @@ from typing import Any, ClassVar, Literal
 from harness_strategies.weights import LoraOptions, _Trained, lora_or_full
 from pydantic import Field
 
-from harness.errors import HarnessError
-from harness.runtime import ModelRuntime
-from harness.strategy import RunContext
-from harness.suites import Suite, resolve_suite
-from harness.training import TrainResult, sft_pairs, sft_train, text_rows
+from harness.core.errors import HarnessError
+from harness.model.runtime import ModelRuntime
+from harness.strategy.protocol import RunContext
+from harness.data.suites import Suite, resolve_suite
+from harness.model.training import TrainResult, sft_pairs, sft_train, text_rows
 
 REPLAY_FILE = "replay.jsonl"
 DEFAULT_LR = {"lora": 1e-3, "full-ft": 1e-4}

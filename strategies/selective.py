@@ -1,5 +1,5 @@
 """Selective fine-tuning: a chosen few of a copy's weights train, through the same loop, data and
-budget as every weight strategy (harness.training.sft_train).
+budget as every weight strategy (harness.model.training.sft_train).
 
 - `ia3`: peft IA3, learned scaling vectors on keys, values and the MLP output;
 - `layer-freeze`: full fine-tuning of the top N transformer layers (and the final norm) only;
@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 from harness_strategies.weights import _Trained
 from pydantic import Field
 
-from harness.errors import Unsupported
-from harness.runtime import ModelRuntime
-from harness.strategy import RunContext
-from harness.training import TrainOptions
+from harness.core.errors import Unsupported
+from harness.model.runtime import ModelRuntime
+from harness.strategy.protocol import RunContext
+from harness.model.training import TrainOptions
 
 
 def frozen_copy(base: ModelRuntime) -> Any:

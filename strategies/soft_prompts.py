@@ -1,5 +1,5 @@
 """Soft prompts (peft): prompt tuning, P-tuning and prefix tuning, trained through the same loop, data
-and budget as every weight strategy (harness.training.sft_train: right-padded rows, which peft
+and budget as every weight strategy (harness.model.training.sft_train: right-padded rows, which peft
 handles exactly).
 
 Evaluation goes through the shared runtime unchanged. All three methods amount to the same thing
@@ -22,10 +22,10 @@ from typing import Any, ClassVar, Literal
 from harness_strategies.weights import _Trained
 from pydantic import Field
 
-from harness.runtime import ModelRuntime
-from harness.strategy import Adapted, RunContext
-from harness.suites import Suite
-from harness.training import TrainOptions
+from harness.model.runtime import ModelRuntime
+from harness.strategy.protocol import Adapted, RunContext
+from harness.data.suites import Suite
+from harness.model.training import TrainOptions
 
 
 def prefix_cache(prefix: list[tuple[Any, Any]], rows: int, config: Any) -> Any:

@@ -1,5 +1,5 @@
 """Weight strategies: LoRA, DoRA, QLoRA and full fine-tuning. Same data, same training loop
-(harness.training.sft_train), same evaluation; they differ only in how the model is prepared."""
+(harness.model.training.sft_train), same evaluation; they differ only in how the model is prepared."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from harness.distributed import launch_for
-from harness.errors import Unsupported
-from harness.models import local_weights
-from harness.prompts import zero_shot_prompt
-from harness.records import AdaptReport, Example, KnowledgeUpdate, Prompt
-from harness.runtime import ModelRuntime
-from harness.strategy import Adapted, RunContext, count_params
-from harness.suites import Suite, Task
-from harness.training import Launch, TrainOptions, TrainResult, sft_train, split_by_documents
+from harness.strategy.distributed import launch_for
+from harness.core.errors import Unsupported
+from harness.model.load import local_weights
+from harness.data.prompts import zero_shot_prompt
+from harness.core.records import AdaptReport, Example, KnowledgeUpdate, Prompt
+from harness.model.runtime import ModelRuntime
+from harness.strategy.protocol import Adapted, RunContext, count_params
+from harness.data.suites import Suite, Task
+from harness.model.training import Launch, TrainOptions, TrainResult, sft_train, split_by_documents
 
 
 def folder_bytes(folder: Path) -> int:

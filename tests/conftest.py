@@ -56,7 +56,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_runtime(tiny_model_dir: Path):
-    from harness.models import load_runtime, resolve_model
+    from harness.model.load import load_runtime, resolve_model
 
     return load_runtime(resolve_model(str(tiny_model_dir)), device="cpu")
 
@@ -68,7 +68,7 @@ def mini_suite_dir() -> Path:
 
 @pytest.fixture()
 def mini_suite(mini_suite_dir: Path):
-    from harness.suites import load_suite_dir
+    from harness.data.suites import load_suite_dir
 
     return load_suite_dir(mini_suite_dir)
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import adapters, hygiene
-from harness.adapters import ImportOptions, cached_import, import_suite
-from harness.adapters.splits import carve
-from harness.errors import HarnessError
-from harness.suites import load_suite, load_suite_dir
+from harness.data import formats as adapters
+from harness.data import hygiene
+from harness.data.formats import ImportOptions, cached_import, import_suite
+from harness.data.formats.splits import carve
+from harness.core.errors import HarnessError
+from harness.data.suites import load_suite, load_suite_dir
 
 FORMATS = Path(__file__).parent / "fixtures" / "formats"
 CNLI = FORMATS / "contractnli" / "mini.json"

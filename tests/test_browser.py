@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import CellRecord, Prediction, TaskResult
+from harness.core.records import CellRecord, Prediction, TaskResult
 from harness.report import write_run
 
 PWN = "document.body.setAttribute('data-pwned','yes')"

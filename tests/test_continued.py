@@ -7,9 +7,9 @@ import pytest
 import torch
 from harness_strategies.continued import ContinuedPretraining, corpus_rows, split_budget, step_budget
 
-from harness.errors import Unsupported
-from harness.models import resolve_model
-from harness.strategy import RunContext
+from harness.core.errors import Unsupported
+from harness.model.load import resolve_model
+from harness.strategy.protocol import RunContext
 
 
 def ctx(tmp_path, rt, model_dir):

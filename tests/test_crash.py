@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import CellRecord, from_json
+from harness.core.records import CellRecord, from_json
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from harness.analysis import analyze
-from harness.cost import Cost, break_even, break_evens, fmt_count, fmt_usd, hardware_key, strategy_cost
-from harness.decide import Constraints, pareto, parse_weights, recommend
-from harness.errors import HarnessError
-from harness.records import (
+from harness.decide.analysis import analyze
+from harness.decide.cost import Cost, break_even, break_evens, fmt_count, fmt_usd, hardware_key, strategy_cost
+from harness.decide.decision import Constraints, pareto, parse_weights, recommend
+from harness.core.errors import HarnessError
+from harness.core.records import (
     AdaptReport,
     CellRecord,
     KnowledgeUpdate,
@@ -22,7 +22,7 @@ from harness.records import (
     Retention,
     TaskResult,
 )
-from harness.stats import grouped_ci, grouped_paired_test
+from harness.core.stats import grouped_ci, grouped_paired_test
 
 
 def prov(device: str = "cpu", accelerator: str | None = None) -> Provenance:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.config import CompareConfig
-from harness.models import resolve_model
-from harness.records import to_json
-from harness.registry import Registry
-from harness.runner import Runner, make_plan
+from harness.run.config import CompareConfig
+from harness.model.load import resolve_model
+from harness.core.records import to_json
+from harness.strategy.registry import Registry
+from harness.run.runner import Runner, make_plan
 
 TIMING = {"provenance", "latency", "eval_wall_s", "eval_peak_mem_bytes", "peak_mem_bytes", "latency_s"}
 """Fields that measure the machine, not the result; every other field must be identical."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.models import resolve_model
-from harness.registry import Registry
-from harness.strategy import RunContext
+from harness.model.load import resolve_model
+from harness.strategy.registry import Registry
+from harness.strategy.protocol import RunContext
 
 REGISTRY = Registry.discover()
 

@@ -1,6 +1,6 @@
 import math
 
-from harness.metrics import balanced_accuracy, exact_match, mean, normalize_answer, token_f1
+from harness.core.metrics import balanced_accuracy, exact_match, mean, normalize_answer, token_f1
 
 
 def test_normalize_drops_case_punctuation_articles_and_spaces():
@@ -34,7 +34,7 @@ def test_mean_of_empty_is_nan():
 
 
 def test_answer_extraction_skips_lead_ins_prefixes_quotes_and_periods():
-    from harness.evaluation import extract_answer
+    from harness.data.evaluation import extract_answer
 
     assert extract_answer("The answer to this question is:\n\n17 days.") == "17 days"
     assert extract_answer("Answer: 3,250 crowns") == "3,250 crowns"

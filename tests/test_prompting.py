@@ -1,7 +1,7 @@
 from harness_strategies.prompting import FewShot, ZeroShot
 
-from harness.models import resolve_model
-from harness.strategy import RunContext
+from harness.model.load import resolve_model
+from harness.strategy.protocol import RunContext
 
 
 def ctx(tmp_path, tiny_runtime, tiny_model_dir, seed):

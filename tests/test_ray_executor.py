@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import CompareConfig
-from harness.errors import HarnessError
-from harness.executors import LocalExecutor, RayExecutor, cell_resources, make_executor
+from harness.run.config import CompareConfig
+from harness.core.errors import HarnessError
+from harness.run.executors import LocalExecutor, RayExecutor, cell_resources, make_executor
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 STRATEGIES = "zero-shot,few-shot,lora,kill-once"
@@ -45,8 +45,8 @@ def test_resources_default_by_family_and_declared_ones_override():
 
 
 def test_a_cell_the_cluster_cannot_run_is_an_error_not_a_hang():
-    from harness.executors import _check_feasible
-    from harness.runner import Cell
+    from harness.run.executors import _check_feasible
+    from harness.run.runner import Cell
 
     cell = Cell("lora", {}, 0, "abc")
     _check_feasible({"CPU": 2.0, "memory": 1e9}, [cell], {"abc": {"num_cpus": 1.0}})
@@ -152,11 +152,11 @@ class Watcher:
 
 def local_records(run_toml: Path, model: Path, cells: Path, monkeypatch) -> dict[str, dict]:
     """The same compare with the local executor, in this process (the marker exists: nothing is killed)."""
-    from harness.config import load_config
-    from harness.models import resolve_model
-    from harness.registry import Registry
-    from harness.runner import Runner, make_plan
-    from harness.suites import load_suite
+    from harness.run.config import load_config
+    from harness.model.load import resolve_model
+    from harness.strategy.registry import Registry
+    from harness.run.runner import Runner, make_plan
+    from harness.data.suites import load_suite
 
     marker = cells.parent / "already-killed"
     marker.parent.mkdir(parents=True)

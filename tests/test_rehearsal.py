@@ -7,11 +7,11 @@ import pytest
 import torch
 from harness_strategies.rehearsal import Rehearsal, draw_replay, read_replay, replay_count, replay_source
 
-from harness.errors import HarnessError
-from harness.models import resolve_model
-from harness.strategy import RunContext
-from harness.suites import load_suite
-from harness.training import text_rows
+from harness.core.errors import HarnessError
+from harness.model.load import resolve_model
+from harness.strategy.protocol import RunContext
+from harness.data.suites import load_suite
+from harness.model.training import text_rows
 
 
 def ctx(tmp_path, rt, model_dir):

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.cache import atomic_write_text, exclusive
-from harness.config import CompareConfig
-from harness.errors import HarnessError
-from harness.models import resolve_model
-from harness.registry import Registry
-from harness.runner import Runner, make_plan
+from harness.core.cache import atomic_write_text, exclusive
+from harness.run.config import CompareConfig
+from harness.core.errors import HarnessError
+from harness.model.load import resolve_model
+from harness.strategy.registry import Registry
+from harness.run.runner import Runner, make_plan
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 

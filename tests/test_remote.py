@@ -1,4 +1,4 @@
-"""`--out` as a URL (harness.remote): compares to `file://` and `memory://` URLs with the tiny model.
+"""`--out` as a URL (harness.run.remote): compares to `file://` and `memory://` URLs with the tiny model.
 The URL holds the records, the base model's retention figures and the run folder; with the local
 staging folder deleted, a second compare recomputes nothing (the records come from the URL alone);
 a record half written at the URL is never trusted; a compare SIGKILLed in the middle of a push
@@ -18,13 +18,13 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.config import CompareConfig, load_config
-from harness.errors import HarnessError
-from harness.models import resolve_model
-from harness.records import CellRecord, Retention, from_json, to_json
-from harness.registry import Registry
-from harness.remote import RemoteOut, is_url, staging_dir
-from harness.runner import Runner, make_plan
+from harness.run.config import CompareConfig, load_config
+from harness.core.errors import HarnessError
+from harness.model.load import resolve_model
+from harness.core.records import CellRecord, Retention, from_json, to_json
+from harness.strategy.registry import Registry
+from harness.run.remote import RemoteOut, is_url, staging_dir
+from harness.run.runner import Runner, make_plan
 
 
 @pytest.fixture()

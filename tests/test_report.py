@@ -1,7 +1,7 @@
 from dataclasses import replace
 from pathlib import Path
 
-from harness.records import AdaptReport, CellRecord, LatencySummary, Prediction, TaskResult
+from harness.core.records import AdaptReport, CellRecord, LatencySummary, Prediction, TaskResult
 from harness.report import load_run, md_cell, render_run, write_run
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)"> | [x](javascript:alert(3)) **b**'
@@ -50,7 +50,7 @@ def test_report_rerenders_from_records_alone(tmp_path: Path):
 
 
 def test_forgetting_is_shown_against_the_base_model(tmp_path: Path):
-    from harness.records import Retention
+    from harness.core.records import Retention
 
     ret = Retention("general", (TaskResult("mc", "multiple-choice", 10, {"accuracy": 0.5}),),
                     (TaskResult("mc", "multiple-choice", 10, {"accuracy": 0.6}),))

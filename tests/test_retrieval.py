@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from harness.records import Document
-from harness.retrieval import VectorIndex, chunk_corpus, chunk_document, index_key
+from harness.core.records import Document
+from harness.model.retrieval import VectorIndex, chunk_corpus, chunk_document, index_key
 
 TEXT = ("Section 1. A permit costs 740 marks. It lasts one season. "
         "Section 2. The harbour master answers within 9 days. Appeals go to the Harbour Tribunal. "

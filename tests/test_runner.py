@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import CompareConfig
-from harness.errors import HarnessError
-from harness.models import resolve_model
-from harness.records import CellRecord, from_json
-from harness.registry import Registry
-from harness.runner import Runner, cell_id, make_plan
+from harness.run.config import CompareConfig
+from harness.core.errors import HarnessError
+from harness.model.load import resolve_model
+from harness.core.records import CellRecord, from_json
+from harness.strategy.registry import Registry
+from harness.run.runner import Runner, cell_id, make_plan
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 

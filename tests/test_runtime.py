@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from harness.records import Message, Prompt
+from harness.core.records import Message, Prompt
 
 
 def brute_logprob(rt, context: str, continuation: str) -> float:
@@ -48,7 +48,7 @@ def test_render_uses_the_chat_template(tiny_runtime):
 
 
 def test_plain_render_without_chat_template():
-    from harness.runtime import _plain_render
+    from harness.model.runtime import _plain_render
 
     prompt = Prompt((Message("system", "S"), Message("user", "Q1"), Message("assistant", "A1"),
                      Message("user", "Q2")))
@@ -72,7 +72,7 @@ def test_batched_loglikelihood_equals_one_request_at_a_time(tiny_runtime):
 
 
 def test_token_batches_respect_size_and_token_budget():
-    from harness.runtime import _token_batches
+    from harness.model.runtime import _token_batches
 
     encoded = [([1] * n, [[1], [1, 2]]) for n in (50, 40, 30, 10, 10)]
     assert _token_batches([0, 1, 2, 3, 4], encoded, 2, 10_000) == [[0, 1], [2, 3], [4]]
@@ -80,8 +80,7 @@ def test_token_batches_respect_size_and_token_budget():
 
 
 def test_auto_batch_size_from_kv_cache_bytes(tiny_runtime, monkeypatch):
-    from harness import runtime
-
+    from harness.model import runtime
     model = tiny_runtime.model
     per_token = 2 * 2 * (64 // 4) * 2 * 4  # layers x kv heads x head dim x (k, v) x fp32 bytes
     assert runtime.kv_bytes_per_token(model) == per_token
@@ -99,7 +98,7 @@ def test_auto_batch_size_from_kv_cache_bytes(tiny_runtime, monkeypatch):
 def test_free_memory_bytes_reads_cuda_or_ram(monkeypatch):
     import psutil
 
-    from harness.runtime import free_memory_bytes
+    from harness.model.runtime import free_memory_bytes
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (123, 456))
     assert free_memory_bytes("cuda:0") == 123
@@ -108,7 +107,7 @@ def test_free_memory_bytes_reads_cuda_or_ram(monkeypatch):
 
 def test_right_padded_batches_equal_brute_force(tiny_runtime):
     """Contexts of very different lengths forced into one right-padded batch, continuations of 1 to 4 tokens."""
-    from harness.runtime import _token_batches
+    from harness.model.runtime import _token_batches
 
     texts = ["Pay", "Either party may terminate this agreement on ninety days notice to the other party.",
              "What is the capital of France?"]
@@ -122,7 +121,7 @@ def test_right_padded_batches_equal_brute_force(tiny_runtime):
 
 
 def test_token_batches_cap_padding():
-    from harness.runtime import _token_batches
+    from harness.model.runtime import _token_batches
 
     encoded = [([1] * n, [[1]]) for n in (50, 40, 30, 10, 10)]
     assert _token_batches([0, 1, 2, 3, 4], encoded, 8, 10_000, max_padding=0.25) == [[0, 1, 2], [3, 4]]
@@ -133,8 +132,7 @@ def test_token_batches_cap_padding():
 def test_packed_and_copied_continuations_equal_brute_force(tiny_runtime, monkeypatch, attention):
     """Continuations packed behind their context under a 4D mask (sdpa, eager) and the one-row-per-continuation
     fallback give the same log-probs as a plain forward over context + continuation."""
-    from harness import runtime
-
+    from harness.model import runtime
     packed = []
     pack = runtime._pack_continuations
     monkeypatch.setattr(runtime, "_pack_continuations", lambda *a: packed.append(1) or pack(*a))
@@ -157,8 +155,7 @@ def test_packed_and_copied_continuations_equal_brute_force(tiny_runtime, monkeyp
 def test_automatic_batch_size_gives_the_same_results(tiny_runtime, monkeypatch):
     """batch_size None picks the batch from free memory (here: 80 tokens' cache in half of it) and changes
     no result."""
-    from harness import runtime
-
+    from harness.model import runtime
     chosen = []
     auto = runtime.auto_batch_size
     monkeypatch.setattr(runtime, "auto_batch_size", lambda *a, **k: chosen.append(auto(*a, **k)) or chosen[-1])

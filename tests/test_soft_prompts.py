@@ -6,8 +6,8 @@ import pytest
 import torch
 from harness_strategies.soft_prompts import PrefixTuning, PromptTuning, PTuning, prefixed_runtime
 
-from harness.models import resolve_model
-from harness.strategy import RunContext
+from harness.model.load import resolve_model
+from harness.strategy.protocol import RunContext
 
 CLASSES = [PromptTuning, PTuning, PrefixTuning]
 CONTEXTS = ["What is the capital of France?", "Classify: the Buyer shall pay all invoices within thirty days.",

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_test
+from harness.core.stats import bootstrap_ci, mcnemar_exact, paired_bootstrap, paired_test
 
 
 def test_bootstrap_interval_covers_the_true_mean_about_95_percent_of_the_time():

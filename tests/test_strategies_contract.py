@@ -6,12 +6,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from harness.evaluation import evaluate_task
-from harness.models import resolve_model
-from harness.records import Prompt
-from harness.registry import Registry
-from harness.runtime import ModelRuntime
-from harness.strategy import Adapted, RunContext
+from harness.data.evaluation import evaluate_task
+from harness.model.load import resolve_model
+from harness.core.records import Prompt
+from harness.strategy.registry import Registry
+from harness.model.runtime import ModelRuntime
+from harness.strategy.protocol import Adapted, RunContext
 
 REGISTRY = Registry.discover()
 NAMES = REGISTRY.names()

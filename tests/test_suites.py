@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError, SuiteError
-from harness.suites import load_suite, load_suite_dir, resolve_suite
+from harness.core.errors import HarnessError, SuiteError
+from harness.data.suites import load_suite, load_suite_dir, resolve_suite
 
 
 def test_mini_suite_loads(mini_suite):

@@ -23,7 +23,7 @@ def _compare(tmp_path, mini_suite_dir, tiny_model_dir, *extra: str) -> subproces
 def test_compare_logs_every_cell_to_a_local_store(tmp_path, mini_suite_dir, tiny_model_dir):
     from mlflow import MlflowClient
 
-    from harness.tracking import default_uri, log_run
+    from harness.run.tracking import default_uri, log_run
 
     proc = _compare(tmp_path, mini_suite_dir, tiny_model_dir, "--mlflow")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -55,7 +55,7 @@ def test_compare_logs_every_cell_to_a_local_store(tmp_path, mini_suite_dir, tiny
 
 
 def test_metric_and_param_names_are_valid_for_mlflow():
-    from harness.tracking import key
+    from harness.run.tracking import key
 
     assert key("statute-qa.recall@5") == "statute-qa.recall_5"
     assert key("options.weights.r") == "options.weights.r"

@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("optuna")
 
 PROBE = '''
-from harness.prompts import zero_shot_prompt
-from harness.strategy import StrategyOptions, unchanged_weights
+from harness.data.prompts import zero_shot_prompt
+from harness.strategy.protocol import StrategyOptions, unchanged_weights
 from pydantic import Field
 
 
@@ -51,17 +51,17 @@ class Probe:
 
 
 def _cfg(suite: Path, model: Path, out: Path, plugins: tuple[Path, ...] = (), **options):
-    from harness.config import load_config
+    from harness.run.config import load_config
 
     return load_config(None, {"suite": str(suite), "model": str(model), "out": out,
                               "plugins": list(plugins) or None, "options": options or None})
 
 
 def _study(cfg, strategy: str, trials: int, seed: int = 0):
-    from harness.models import resolve_model
-    from harness.registry import Registry
-    from harness.suites import load_suite
-    from harness.tune import plan_study
+    from harness.model.load import resolve_model
+    from harness.strategy.registry import Registry
+    from harness.data.suites import load_suite
+    from harness.run.tune import plan_study
 
     registry = Registry.discover()
     for p in cfg.plugins:
@@ -72,8 +72,8 @@ def _study(cfg, strategy: str, trials: int, seed: int = 0):
 
 def test_study_is_stored_scored_on_dev_only_and_starts_from_the_defaults(tmp_path, mini_suite_dir, mini_suite,
                                                                         tiny_model_dir):
-    from harness.records import CellRecord, from_json
-    from harness.tune import Tuning, load_result, open_study, tune
+    from harness.core.records import CellRecord, from_json
+    from harness.run.tune import Tuning, load_result, open_study, tune
 
     log = tmp_path / "seen.txt"
     plugin = tmp_path / "probe_plugin.py"
@@ -101,8 +101,8 @@ def test_study_is_stored_scored_on_dev_only_and_starts_from_the_defaults(tmp_pat
     log.unlink()
     assert tune(spec, Tuning(folder, 3)) == result and not log.exists()
     # a trial whose process was killed: on resume it runs again with the same parameters, counted once
-    from harness.registry import Registry
-    from harness.tune import search_space
+    from harness.strategy.registry import Registry
+    from harness.run.tune import search_space
 
     study = open_study(spec)
     killed = study.ask()
@@ -117,7 +117,7 @@ def test_study_is_stored_scored_on_dev_only_and_starts_from_the_defaults(tmp_pat
 
 def test_seeded_sampler_repeats_its_choices(tmp_path):
     """Same seed, same parameters trial after trial (TPE past its random start-up); another seed differs."""
-    from harness.tune import SPACES, TrialSpec, open_study
+    from harness.run.tune import SPACES, TrialSpec, open_study
 
     def run(seed: int, name: str) -> list[dict]:
         spec = TrialSpec(suite="mini", model=None, strategy="lora", base_options={}, seed=seed,
@@ -141,7 +141,7 @@ def test_a_trial_with_a_worse_dev_loss_than_the_median_is_pruned(tmp_path, mini_
     at every step, the real trial is pruned at its first evaluation and leaves no record or folder."""
     from dataclasses import replace
 
-    from harness.tune import SPACES, open_study, run_trials
+    from harness.run.tune import SPACES, open_study, run_trials
 
     cfg = _cfg(mini_suite_dir, tiny_model_dir, tmp_path / "out", lora={"eval_every": 1})
     spec, _ = _study(cfg, "lora", 2)
@@ -198,8 +198,8 @@ def test_compare_tunes_every_strategy_with_the_same_trials(tmp_path, mini_suite_
 def test_tune_refuses_a_suite_without_dev_items(tmp_path, mini_suite, tiny_model_dir):
     from dataclasses import replace
 
-    from harness.errors import HarnessError
-    from harness.tune import dev_view
+    from harness.core.errors import HarnessError
+    from harness.run.tune import dev_view
 
     no_dev = replace(mini_suite, tasks=tuple(replace(t, dev=()) for t in mini_suite.tasks))
     with pytest.raises(HarnessError, match="no dev items"):
@@ -223,8 +223,8 @@ def test_tune_refuses_a_url_out_folder(monkeypatch, capsys, mini_suite_dir):
 def test_trials_run_as_ray_tasks_sharing_the_study(tmp_path, mini_suite_dir, tiny_model_dir):
     """Under the Ray executor the trials are Ray tasks (other processes) appending to one journal."""
     pytest.importorskip("ray")
-    from harness.executors import RayExecutor
-    from harness.tune import Tuning, tune
+    from harness.run.executors import RayExecutor
+    from harness.run.tune import Tuning, tune
 
     plugin = tmp_path / "probe_plugin.py"
     plugin.write_text(PROBE.format(log=tmp_path / "seen.txt"))
@@ -233,7 +233,7 @@ def test_trials_run_as_ray_tasks_sharing_the_study(tmp_path, mini_suite_dir, tin
     result = tune(spec, Tuning(folder, 3, jobs=2, executor=RayExecutor(None, (plugin,))))
     assert result.status == "tuned" and result.finished == 3
     assert [t.state for t in result.trials] == ["complete"] * 3 and result.trials[0].defaults
-    from harness.tune import open_study
+    from harness.run.tune import open_study
 
     hosts = {t.user_attrs["host"] for t in open_study(spec).trials}
     assert hosts and all(not h.endswith(f":{os.getpid()}") for h in hosts)  # none ran in this process

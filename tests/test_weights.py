@@ -4,10 +4,10 @@ artifacts reload to the same model, early stopping keeps the best checkpoint."""
 import pytest
 import torch
 
-from harness.models import resolve_model
-from harness.registry import Registry
-from harness.strategy import RunContext
-from harness.training import PadCollator, sft_pairs, tokenize_pairs
+from harness.model.load import resolve_model
+from harness.strategy.registry import Registry
+from harness.strategy.protocol import RunContext
+from harness.model.training import PadCollator, sft_pairs, tokenize_pairs
 
 REGISTRY = Registry.discover()
 WEIGHTS = [n for n in REGISTRY.names() if REGISTRY.get(n).family == "weights"]

@@ -5,10 +5,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from harness.prompts import zero_shot_prompt
-from harness.records import Example, Prompt
-from harness.strategy import Adapted, RunContext, StrategyOptions, unchanged_weights
-from harness.suites import Suite, Task
+from harness.data.prompts import zero_shot_prompt
+from harness.core.records import Example, Prompt
+from harness.strategy.protocol import Adapted, RunContext, StrategyOptions, unchanged_weights
+from harness.data.suites import Suite, Task
 
 
 class Persona:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.cli import compare, recommend, report, strategies, suites, tune
-from harness.errors import HarnessError, SuiteError
+from harness.core.errors import HarnessError, SuiteError
 
 app = typer.Typer(
     name="harness",

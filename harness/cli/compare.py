@@ -124,13 +124,13 @@ def compare(
     stopped and an identical re-run reuses every cell. Exit code 0: all cells ran or were skipped with
     a reason; 1: a cell failed; 2: bad input (nothing is written).
     """
-    from harness.cache import exclusive
-    from harness.config import load_config
-    from harness.executors import make_executor
-    from harness.models import pick_device, resolve_model
-    from harness.registry import Registry
-    from harness.runner import Runner, make_plan
-    from harness.suites import load_suite
+    from harness.core.cache import exclusive
+    from harness.run.config import load_config
+    from harness.run.executors import make_executor
+    from harness.model.load import pick_device, resolve_model
+    from harness.strategy.registry import Registry
+    from harness.run.runner import Runner, make_plan
+    from harness.data.suites import load_suite
 
     cfg = load_config(config, {
         "suite": suite, "model": model, "strategies": _split(strategies), "seeds": seed or None,
@@ -155,8 +155,8 @@ def compare(
     with exclusive(base):
         tuned: tuple[Any, ...] = ()
         if tune_trials:
-            from harness.runner import strategy_names
-            from harness.tune import report_rows, tune_strategies
+            from harness.run.runner import strategy_names
+            from harness.run.tune import report_rows, tune_strategies
 
             cfg, results = tune_strategies(cfg, the_suite, plan.model, registry, strategy_names(cfg, registry),
                                            tune_trials, device, tune_jobs, lambda line: console.print(Text(line)),
@@ -169,10 +169,10 @@ def compare(
 
 
 def _remote(url: str | None) -> Any:
-    """The URL --out mirrors to (harness.remote), checked before anything runs; None for a local folder."""
+    """The URL --out mirrors to (harness.run.remote), checked before anything runs; None for a local folder."""
     if url is None:
         return None
-    from harness.remote import RemoteOut
+    from harness.run.remote import RemoteOut
 
     remote = RemoteOut(url)
     remote.check()
@@ -192,7 +192,7 @@ def _push(remote: Any, run_dir: Path, shared: list[Path]) -> Any:
 
 def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, Any], run_on: Any = None,
          tuned: tuple[Any, ...] = (), mlflow: str | None = None) -> None:
-    from harness.faults import kill_point
+    from harness.core.faults import kill_point
     from harness.report import write_run
 
     pending = [c for c in plan.cells if runner.cached(c) is None]
@@ -210,7 +210,7 @@ def _run(plan: Any, runner: Any, base: Path, the_suite: Any, decide: dict[str, A
     run_dir = base / plan.run_id
     _, decision = write_run(run_dir, plan.run_id, records, decide, tuned, the_suite.notes)
     if mlflow:
-        from harness.tracking import log_run
+        from harness.run.tracking import log_run
 
         uri = log_run(run_dir, records, None if mlflow == "local" else mlflow)
         console.print(f"mlflow: {len(records)} runs logged to {escape(uri)}")

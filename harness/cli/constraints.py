@@ -24,8 +24,8 @@ def constraints_from(base: dict[str, Any] | None = None, **flags: Any) -> dict[s
     """`base` (a run.toml [decide] table or saved constraints) with the flags that were given, validated."""
     from pydantic import ValidationError
 
-    from harness.config import _problems
-    from harness.decide import Constraints, parse_weights
+    from harness.run.config import _problems
+    from harness.decide.decision import Constraints, parse_weights
 
     data = dict(base or {})
     if flags.get("weights") is not None:
@@ -34,6 +34,6 @@ def constraints_from(base: dict[str, Any] | None = None, **flags: Any) -> dict[s
     try:
         return Constraints.model_validate(data).model_dump(mode="json", exclude_defaults=True)
     except ValidationError as e:
-        from harness.errors import HarnessError
+        from harness.core.errors import HarnessError
 
         raise HarnessError(_problems("constraints", e)) from None

@@ -13,7 +13,7 @@ from rich.text import Text
 from harness.cli import constraints as C
 
 if TYPE_CHECKING:
-    from harness.decide import Decision
+    from harness.decide.decision import Decision
 
 
 def recommend(
@@ -32,9 +32,9 @@ def recommend(
     latency and forgetting, and pick one with the reasons in measured numbers. Statistically tied
     strategies (paired test, p >= 0.05) go to the cheaper. Flags add to the constraints saved with
     the run. No model is loaded."""
-    from harness.analysis import analyze
-    from harness.decide import Constraints
-    from harness.decide import recommend as decide
+    from harness.decide.analysis import analyze
+    from harness.decide.decision import Constraints
+    from harness.decide.decision import recommend as decide
     from harness.report import load_run, render_run
 
     report, records = load_run(run_dir)
@@ -51,7 +51,7 @@ def recommend(
 
 def show(decision: Decision) -> None:
     """The decision and its reasons, then every option with its figures (plain text, no markup)."""
-    from harness.cost import fmt_usd
+    from harness.decide.cost import fmt_usd
 
     console = Console(highlight=False)
     console.print(Text(f"Decision: {decision.pick or 'none'}", style="bold"))

@@ -30,7 +30,7 @@ def strategies(
     weights, hybrid) with a one-line description, and every plugin that failed to load with its
     error. `--options` adds each strategy's options and defaults. Hybrids of any context and weights
     strategy are available as `<context>+<weights>`, e.g. rag+lora."""
-    from harness.registry import Registry
+    from harness.strategy.registry import Registry
 
     reg = Registry.discover()
     for p in plugin:

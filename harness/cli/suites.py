@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from harness.hygiene import HygieneReport
-    from harness.suites import Suite
+    from harness.data.hygiene import HygieneReport
+    from harness.data.suites import Suite
 
 app = typer.Typer(help="List, validate, check and import task suites.", no_args_is_help=False)
 
@@ -23,8 +23,8 @@ def suites(ctx: typer.Context) -> None:
     it: tasks, items per split, corpus size, or the first problem found."""
     if ctx.invoked_subcommand is not None:
         return
-    from harness.errors import SuiteError
-    from harness.suites import available_suites, load_suite_dir
+    from harness.core.errors import SuiteError
+    from harness.data.suites import available_suites, load_suite_dir
 
     table = Table(title="suites")
     for col in ("name", "status", "tasks (train/dev/test)", "corpus docs", "path"):
@@ -89,8 +89,8 @@ def check(
     duplicates inside each split, test items repeated or nearly repeated in train or dev, test
     questions found with their answer in the corpus, label balance, empty or over-long fields.
     Exit 2 on any problem, or on leaks above the thresholds unless --allow-leaks."""
-    from harness import hygiene
-    from harness.suites import load_suite
+    from harness.data import hygiene
+    from harness.data.suites import load_suite
 
     s = load_suite(suite, dedupe=False)
     console = Console()
@@ -121,8 +121,8 @@ def import_(
     """Import SOURCE, a dataset in FORMAT, into a normal suite folder (suite.toml, JSONL splits, corpus/),
     validated like any suite, and print what was written and its hygiene summary. The suite is named
     after --out; the source table of its suite.toml records the source, the options and the carving."""
-    from harness.adapters import ImportOptions, import_suite
-    from harness.hygiene import check as hygiene_check
+    from harness.data.formats import ImportOptions, import_suite
+    from harness.data.hygiene import check as hygiene_check
 
     options = ImportOptions(carve=carve, seed=seed, mapping=mapping,
                             subjects=tuple(s.strip() for s in subjects.split(",") if s.strip()))

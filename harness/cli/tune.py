@@ -69,21 +69,21 @@ def tune(
     weight strategies) and write tune.json (every trial, best options) next to the study's storage.
     Trials are scored on the dev split only; test items are never read. A finished study with the same
     inputs is reused; an interrupted one resumes."""
-    from harness.cache import atomic_write_text, exclusive
-    from harness.config import load_config
-    from harness.executors import make_executor
-    from harness.models import pick_device, resolve_model
-    from harness.records import to_json
-    from harness.registry import Registry
-    from harness.suites import load_suite
-    from harness.tune import Tuning, plan_study
-    from harness.tune import tune as run_tune
+    from harness.core.cache import atomic_write_text, exclusive
+    from harness.run.config import load_config
+    from harness.run.executors import make_executor
+    from harness.model.load import pick_device, resolve_model
+    from harness.core.records import to_json
+    from harness.strategy.registry import Registry
+    from harness.data.suites import load_suite
+    from harness.run.tune import Tuning, plan_study
+    from harness.run.tune import tune as run_tune
 
     cfg = load_config(config, {"suite": suite, "model": model, "limit": limit, "out": out,
                                "plugins": plugin or None, "executor": executor, "ray_address": ray_address})
     run_on = make_executor(cfg)
     if cfg.out_url:
-        from harness.errors import HarnessError
+        from harness.core.errors import HarnessError
 
         raise HarnessError(f"--out {cfg.out_url}: a study is written locally (its journal needs a file lock); "
                            "give a folder")

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.cache import atomic_write_text
-from harness.errors import HarnessError
-from harness.faults import kill_point
-from harness.provenance import now
-from harness.records import CellRecord, from_json, to_json
+from harness.core.cache import atomic_write_text
+from harness.core.errors import HarnessError
+from harness.core.faults import kill_point
+from harness.core.provenance import now
+from harness.core.records import CellRecord, from_json, to_json
 
 if TYPE_CHECKING:
-    from harness.decide import Decision
+    from harness.decide.decision import Decision
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -44,9 +44,9 @@ class RunReport:
     limit: int | None
     cells: tuple[CellRef, ...]
     constraints: dict[str, Any] = field(default_factory=dict)
-    """The decision's constraints and prices (see harness.decide.Constraints); re-renders reuse them."""
+    """The decision's constraints and prices (see harness.decide.decision.Constraints); re-renders reuse them."""
     tuning: tuple[dict[str, Any], ...] = ()
-    """How each strategy was tuned (`compare --tune-trials`; rows of harness.tune.report_rows)."""
+    """How each strategy was tuned (`compare --tune-trials`; rows of harness.run.tune.report_rows)."""
     data_notes: tuple[str, ...] = ()
     """What the suite's checks found at load: duplicates dropped, leaks, carved splits (Suite.notes)."""
     schema_version: int = 1
@@ -149,7 +149,7 @@ def _item_scores(rec: CellRecord, task: str, metric: str) -> dict[str, float]:
 def _significance(records: list[CellRecord]) -> list[dict[str, Any]]:
     """Per task: each cell's main per-item metric (F1 if present) with a 95% bootstrap CI, and a paired test of each
     strategy against zero-shot (same seed, same items)."""
-    from harness.stats import bootstrap_ci, paired_test
+    from harness.core.stats import bootstrap_ci, paired_test
 
     ok = [r for r in records if r.status == "ok"]
     out = []
@@ -186,8 +186,8 @@ def training_data(records: list[CellRecord]) -> list[dict[str, Any]]:
 
 def decision_context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
     """The decision card, per-strategy summary, verdicts, costs, breakdowns and charts."""
-    from harness.analysis import analyze
-    from harness.decide import Constraints, recommend
+    from harness.decide.analysis import analyze
+    from harness.decide.decision import Constraints, recommend
     from harness.report import views
 
     constraints = Constraints.model_validate(report.constraints)

@@ -8,10 +8,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.analysis import Analysis, StrategySummary, cell_item_scores, main_metric
-from harness.cost import Cost, break_evens, fmt_count, fmt_usd
-from harness.decide import Constraints, Decision
-from harness.records import CellRecord
+from harness.decide.analysis import Analysis, StrategySummary, cell_item_scores, main_metric
+from harness.decide.cost import Cost, break_evens, fmt_count, fmt_usd
+from harness.decide.decision import Constraints, Decision
+from harness.core.records import CellRecord
 from harness.report import charts
 
 BROWSER_TEXT = 80
@@ -151,7 +151,7 @@ def chart_retrieval(records: list[CellRecord]) -> str | None:
 
 def is_recall_metric(name: str) -> bool:
     """Retrieval metrics in a task's results: recall@k and MRR of the gold document, and recall or
-    coverage of the gold evidence spans (harness.evaluation.evidence_metrics)."""
+    coverage of the gold evidence spans (harness.data.evaluation.evidence_metrics)."""
     return name.startswith(("recall@", "evidence_recall@", "evidence_covered@")) or name == "mrr"
 
 

@@ -1,0 +1,95 @@
+"""The cost model: measured hours times a price per hour of the hardware that ran them.
+
+One-off adaptation cost (training or indexing), serving cost per 1,000 queries (evaluation wall
+time per query under batched serving, so RAG's longer prompts and retrieval are in it), the cost
+of a knowledge update, and the break-even volume between two strategies: the number of queries
+after which the one that costs more up front but less per query is cheaper in total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from harness.decide.analysis import StrategySummary
+
+DEFAULT_PRICES: dict[str, float] = {
+    "cpu": 0.10,   # a small cloud VM, 2 vCPU
+    "a100": 1.80,  # one A100 80 GB, on-demand cloud rate
+    "h100": 2.90,
+    "h200": 3.70,
+    "gpu": 1.00,   # any other CUDA device
+}
+"""USD per hour. Defaults only: override per run (`--price-per-hour`, or `[prices]` in run.toml)."""
+
+
+def hardware_key(device: str, accelerator: str | None) -> str:
+    """Which row of the price table a record's hardware falls under."""
+    if not device.startswith("cuda"):
+        return "cpu"
+    name = (accelerator or "").upper()
+    return next((k for k in ("h200", "h100", "a100") if k.upper() in name), "gpu")
+
+
+@dataclass(frozen=True)
+class Cost:
+    strategy: str
+    hardware: str
+    usd_per_hour: float
+    adapt_usd: float
+    usd_per_1k_queries: float
+    update_usd: float | None
+    """Cost of absorbing new documents (re-indexing or further training), where measured."""
+
+    def total(self, queries: float) -> float:
+        """Adaptation plus serving `queries` queries."""
+        return self.adapt_usd + self.usd_per_1k_queries * queries / 1000
+
+
+def strategy_cost(s: StrategySummary, prices: Mapping[str, float] | None = None,
+                  price_per_hour: float | None = None) -> Cost:
+    """Dollars for one strategy's measured times. `price_per_hour` overrides the table."""
+    table = {**DEFAULT_PRICES, **(prices or {})}
+    hw = hardware_key(s.device, s.accelerator)
+    rate = price_per_hour if price_per_hour is not None else table[hw]
+    per_s = rate / 3600
+    query = (s.query_s or 0.0) * per_s * 1000
+    update = None if s.update_s is None else s.update_s * per_s
+    return Cost(s.strategy, hw, rate, s.adapt_s * per_s, query, update)
+
+
+def break_even(a: Cost, b: Cost) -> float | None:
+    """Queries after which `a` becomes cheaper in total than `b`: only when `a` costs more up front
+    and less per query. None when it never does (or is cheaper from the first query)."""
+    extra_upfront = a.adapt_usd - b.adapt_usd
+    saving_per_query = (b.usd_per_1k_queries - a.usd_per_1k_queries) / 1000
+    if extra_upfront <= 0 or saving_per_query <= 0:
+        return None
+    return extra_upfront / saving_per_query
+
+
+def break_evens(costs: list[Cost]) -> list[tuple[Cost, Cost, float]]:
+    """Every (a, b, queries) where `a` overtakes `b`, smallest volume first."""
+    out = [(a, b, q) for a in costs for b in costs if a is not b and (q := break_even(a, b)) is not None]
+    return sorted(out, key=lambda t: (t[2], t[0].strategy, t[1].strategy))
+
+
+def fmt_usd(x: float) -> str:
+    """Dollars with enough digits to tell small CPU costs apart."""
+    if x == 0:
+        return "$0"
+    if 0 < x < 1e-4:
+        return "<$0.0001"
+    if abs(x) >= 100:
+        return f"${x:,.0f}"
+    if abs(x) >= 0.995:
+        return f"${x:,.2f}"
+    return f"${x:.2g}"
+
+
+def fmt_count(n: float) -> str:
+    """2,300,000 -> '2.3 M'."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if round(n / size, 1) >= 1:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f}"

@@ -1,0 +1,355 @@
+"""ModelRuntime: the one inference path every strategy is evaluated through.
+
+Two batched operations, as in lm-evaluation-harness: greedy `generate` and `loglikelihood` of
+continuations after a context (the context's keys and values are computed once and shared by all
+its continuations). Differences in latency between strategies therefore come from the strategy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.core.records import Prompt
+
+if TYPE_CHECKING:
+    from harness.model.load import ModelSpec
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_s: float
+    """Wall time of the batch that produced this text."""
+
+
+@dataclass(frozen=True)
+class Scored:
+    logprobs: tuple[float, ...]
+    """Sum of log-probabilities of each continuation's tokens."""
+    prompt_tokens: int
+    latency_s: float
+
+
+def _plain_render(prompt: Prompt) -> str:
+    """Prompt text for a tokenizer without a chat template (base models)."""
+    parts = []
+    for m in prompt.messages:
+        if m.role == "system":
+            parts.append(m.content)
+        elif m.role == "user":
+            parts.append(f"Question: {m.content}")
+        else:
+            parts.append(f"Answer: {m.content}")
+    return "\n\n".join(parts) + "\n\nAnswer:"
+
+
+_MASKABLE = ("sdpa", "eager")
+"""Attention implementations that take a custom 4D mask as is: boolean for sdpa, additive for eager."""
+
+
+def _pack_continuations(items: list[tuple[list[int], list[list[int]]]], pad: int, device: str) -> tuple[Any, Any, Any]:
+    """Each item's continuations end to end in one row: token ids, position ids (each continuation
+    starts at its context's length) and the continuation index of every slot (-1 for padding)."""
+    import torch
+
+    width = max(sum(len(c) for c in conts) for _, conts in items)
+    ids = torch.full((len(items), width), pad, dtype=torch.long)
+    pos = torch.zeros((len(items), width), dtype=torch.long)
+    seg = torch.full((len(items), width), -1, dtype=torch.long)
+    for b, (ctx, conts) in enumerate(items):
+        start = 0
+        for j, cont in enumerate(conts):
+            end = start + len(cont)
+            ids[b, start:end] = torch.tensor(cont)
+            pos[b, start:end] = torch.arange(len(ctx), len(ctx) + len(cont))
+            seg[b, start:end] = j
+            start = end
+    return ids.to(device), pos.to(device), seg.to(device)
+
+
+def _packed_attention(ctx_mask: Any, seg: Any) -> Any:
+    """(rows, packed, context + packed) booleans: a slot sees its context's real tokens, and the
+    earlier slots of its own continuation (padding slots see the context only)."""
+    import torch
+
+    n = seg.shape[1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=seg.device).tril()
+    own = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0) & causal
+    return torch.cat([ctx_mask[:, None, :].expand(-1, n, -1), own], dim=2)
+
+
+def _fits(cur: list[int], i: int, encoded: list[tuple[list[int], list[list[int]]]], max_tokens: int,
+          max_padding: float) -> bool:
+    """Whether request `i` may join batch `cur` (longest context first) within the token and padding budgets."""
+    width = len(encoded[cur[0]][0])  # the longest context of the batch is its first
+    rows = sum(len(encoded[j][1]) for j in cur) + len(encoded[i][1])
+    cont_w = max(len(c) for j in [*cur, i] for c in encoded[j][1])
+    real = sum(len(encoded[j][0]) for j in [*cur, i])
+    return ((len(cur) + 1) * width <= max_tokens and rows * (width + cont_w) <= max_tokens
+            and (len(cur) + 1) * width <= (1 + max_padding) * real)
+
+
+def _token_batches(order: list[int], encoded: list[tuple[list[int], list[list[int]]]], batch_size: int,
+                   max_tokens: int, max_padding: float = float("inf")) -> list[list[int]]:
+    """Consecutive groups of `order` (longest context first) of at most `batch_size` requests whose
+    padded width times rows (contexts, or continuations with their context) stays within `max_tokens`
+    and whose context padding stays within `max_padding` times their real context tokens."""
+    batches: list[list[int]] = []
+    for i in order:
+        cur = batches[-1] if batches else None
+        if cur is not None and len(cur) < batch_size and _fits(cur, i, encoded, max_tokens, max_padding):
+            cur.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def free_memory_bytes(device: str = "cpu") -> int:
+    """Memory free for new tensors: the CUDA device's free memory, else the RAM psutil reports available."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def kv_bytes_per_token(model: Any) -> int:
+    """Bytes of keys and values one token adds to the cache: layers x kv heads x head dim x 2 x dtype bytes."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    dtype_bytes = next(model.parameters()).element_size()
+    return int(config.num_hidden_layers * kv_heads * head_dim * 2 * dtype_bytes)
+
+
+def auto_batch_size(model: Any, max_seq_len: int, device: str = "cpu", *, cap: int = 64,
+                    memory_fraction: float = 0.5, free_bytes: int | None = None, all_logits: bool = False) -> int:
+    """The largest batch (1 to `cap`) whose KV cache at `max_seq_len` tokens per row (and, with
+    `all_logits`, fp32 logits at every position) fits in `memory_fraction` of the free memory
+    (`free_bytes`, else measured on `device`); the rest is left for weights' workspace and activations."""
+    if max_seq_len < 1 or cap < 1 or not 0 < memory_fraction <= 1:
+        raise ValueError("max_seq_len and cap must be >= 1 and memory_fraction in (0, 1]")
+    free = free_memory_bytes(device) if free_bytes is None else free_bytes
+    per_token = kv_bytes_per_token(model) + (4 * _vocab_size(model) if all_logits else 0)
+    rows = int(free * memory_fraction) // (per_token * max_seq_len)
+    return max(1, min(cap, rows))
+
+
+def _vocab_size(model: Any) -> int:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return int(config.vocab_size)
+
+
+class ModelRuntime:
+    """A causal LM and its tokenizer on one device, with batched generate and loglikelihood."""
+
+    def __init__(self, model: Any, tokenizer: Any, spec: ModelSpec | None = None, device: str = "cpu"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.device = device
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.chat = bool(getattr(tokenizer, "chat_template", None))
+
+    # ------------------------------------------------------------ text and tokens
+    def render(self, prompt: Prompt) -> str:
+        """The exact text fed to the model: the chat template when the tokenizer has one."""
+        if not self.chat:
+            return _plain_render(prompt)
+        messages = [{"role": m.role, "content": m.content} for m in prompt.messages]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return str(text)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"])
+
+    def answer_prefix(self) -> str:
+        """Text put between a rendered prompt and a scored continuation."""
+        return "" if self.chat else " "
+
+    def _stop_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        for tok in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+            tid = self.tokenizer.convert_tokens_to_ids(tok)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
+                ids.add(tid)
+        return sorted(i for i in ids if i is not None)
+
+    # ------------------------------------------------------------ generation
+    def batch_for(self, batch_size: int | None, max_seq_len: int, all_logits: bool = False) -> int:
+        """`batch_size`, or when None the largest batch whose cache at `max_seq_len` fits in free memory."""
+        if batch_size is not None:
+            return batch_size
+        return auto_batch_size(self.model, max(1, max_seq_len), self.device, all_logits=all_logits)
+
+    def generate(self, texts: Sequence[str], max_new_tokens: int, batch_size: int | None = 8) -> list[Generation]:
+        """Greedy continuations of `texts`, batched by similar length with left padding; each row stops
+        at its end of turn or end of text (the batch ends when every row has). `batch_size` None: automatic."""
+        encoded = [self.encode(t) for t in texts]
+        batch_size = self.batch_for(batch_size, max(map(len, encoded), default=1) + max_new_tokens)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
+        out: list[Generation | None] = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i, g in zip(idx, self._generate_batch([encoded[i] for i in idx], max_new_tokens), strict=True):
+                out[i] = g
+        return [g for g in out if g is not None]
+
+    def _generate_batch(self, batch: list[list[int]], max_new_tokens: int) -> list[Generation]:
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
+        stop = self._stop_ids()
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            seqs = self.model.generate(
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                eos_token_id=stop, pad_token_id=pad, top_p=None, top_k=None, temperature=None,
+            )
+        latency = time.perf_counter() - t0
+        results = []
+        for ids, row in zip(batch, seqs[:, width:].tolist(), strict=True):
+            n = next((k for k, t in enumerate(row) if t in stop), len(row))
+            text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
+            results.append(Generation(text, len(ids), n, latency))
+        return results
+
+    # ------------------------------------------------------------ scoring
+    def loglikelihood(self, context: str, continuations: Sequence[str]) -> Scored:
+        """log P(continuation | context) for each continuation; the context is run once."""
+        return self.loglikelihood_batch([(context, continuations)], batch_size=1)[0]
+
+    def loglikelihood_batch(self, requests: Sequence[tuple[str, Sequence[str]]], batch_size: int | None = 8,
+                            max_batch_tokens: int = 16384, max_padding: float = 0.1) -> list[Scored]:
+        """Score many (context, continuations) requests. Contexts are batched by similar length with
+        right padding and run once, causally and without a padding mask (so attention takes the fused
+        causal path); every continuation then reuses its context's keys and values, all continuations
+        of a batch in one forward. `max_batch_tokens` caps rows x width of both passes, so long
+        few-shot contexts make smaller batches; `max_padding` caps the padding of a batch's contexts
+        as a share of their real tokens (padding is computed like real tokens)."""
+        encoded = [self._encode_request(ctx, conts) for ctx, conts in requests]
+        longest = max((len(ctx) + sum(map(len, conts)) for ctx, conts in encoded), default=1)
+        batch_size = self.batch_for(batch_size, longest)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
+        out: list[Scored | None] = [None] * len(encoded)
+        for idx in _token_batches(order, encoded, batch_size, max_batch_tokens, max_padding):
+            for i, scored in zip(idx, self._score_batch([encoded[i] for i in idx]), strict=True):
+                out[i] = scored
+        return [s for s in out if s is not None]
+
+    def _encode_request(self, context: str, continuations: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        ctx, conts = self.encode(context), [self.encode(c) for c in continuations]
+        if not ctx or not conts or any(not c for c in conts):
+            raise ValueError("context and continuations must each encode to at least one token")
+        return ctx, conts
+
+    def _score_batch(self, items: list[tuple[list[int], list[list[int]]]]) -> list[Scored]:
+        import torch
+
+        width = max(len(ctx) for ctx, _ in items)
+        pad = self.tokenizer.pad_token_id
+        # right padding: a real token never attends to a pad (they come after it), so no mask is needed
+        ids = torch.tensor([c + [pad] * (width - len(c)) for c, _ in items], device=self.device)
+        mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c, _ in items], device=self.device)
+        last = torch.tensor([len(c) - 1 for c, _ in items], device=self.device)
+        keep, where = torch.unique(last, return_inverse=True)  # logits only at each context's last token
+        rows = [(b, cont) for b, (_, conts) in enumerate(items) for cont in conts]
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            first = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep)
+            head = torch.log_softmax(first.logits[torch.arange(len(items), device=self.device), where].float(), dim=-1)
+            tails = self._tail_logprobs(first.past_key_values, items, mask, rows)
+            firsts = head[torch.tensor([b for b, _ in rows]), torch.tensor([c[0] for _, c in rows])]
+            totals = (firsts + tails).tolist()
+        latency = time.perf_counter() - t0
+        scored, r = [], 0
+        for ctx, conts in items:
+            scored.append(Scored(tuple(totals[r : r + len(conts)]), len(ctx), latency))
+            r += len(conts)
+        return scored
+
+    def _tail_logprobs(self, cache: Any, items: list[tuple[list[int], list[list[int]]]], ctx_mask: Any,
+                       rows: list[tuple[int, list[int]]]) -> Any:
+        """Sum of log-probs of tokens 2..n of each row's continuation after its context's cache: all
+        continuations of a context packed into one row behind it when the attention implementation
+        takes an explicit 4D mask (sdpa, eager), else one row per continuation on a copied cache."""
+        import torch
+
+        if max(len(c) for _, c in rows) == 1:
+            return torch.zeros(len(rows), device=self.device)
+        attention = getattr(self.model.config, "_attn_implementation", None)
+        if attention in _MASKABLE:
+            return self._packed_continuation_logprobs(cache, items, ctx_mask, additive=attention != "sdpa")
+        return self._continuation_logprobs(cache, ctx_mask, rows)
+
+    def _packed_continuation_logprobs(self, cache: Any, items: list[tuple[list[int], list[list[int]]]],
+                                      ctx_mask: Any, additive: bool) -> Any:
+        """One forward over every context's continuations laid end to end after it; a 4D mask lets
+        each continuation see its context and its own earlier tokens only, and position ids restart
+        at the context's length for each. Nothing is copied per continuation."""
+        import torch
+
+        ids, pos, seg = _pack_continuations(items, self.tokenizer.pad_token_id, self.device)
+        mask = _packed_attention(ctx_mask.bool(), seg)[:, None]
+        if additive:  # eager attention adds the mask to its scores
+            dtype = self.model.dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=self.device).masked_fill(~mask, torch.finfo(dtype).min)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache)
+        valid = (seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] >= 0)  # a token predicted by its own continuation
+        logits = out.logits[:, :-1][valid].float()  # token j of a continuation is predicted at position j - 1
+        logp = logits.gather(-1, ids[:, 1:][valid][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+        first_row = torch.tensor([0] + [len(conts) for _, conts in items[:-1]], device=self.device).cumsum(0)
+        row = (first_row[:, None] + seg)[:, 1:][valid]
+        n_rows = sum(len(conts) for _, conts in items)
+        return torch.zeros(n_rows, device=self.device).index_add_(0, row, logp)
+
+    def _continuation_logprobs(self, cache: Any, ctx_mask: Any, rows: list[tuple[int, list[int]]]) -> Any:
+        """One row per continuation, each on a copy of its context's cache (any attention implementation)."""
+        import torch
+
+        width = max(len(c) for _, c in rows)
+        pick = torch.tensor([b for b, _ in rows], device=self.device)
+        cache.batch_select_indices(pick)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([c + [pad] * (width - len(c)) for _, c in rows], device=self.device)
+        cont_mask = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for _, c in rows], device=self.device)
+        start = ctx_mask.sum(-1)[pick]
+        pos = start[:, None] + torch.arange(width, device=self.device)[None, :]
+        out = self.model(input_ids=ids, attention_mask=torch.cat([ctx_mask[pick], cont_mask], dim=1),
+                         position_ids=pos, past_key_values=cache)
+        logits = out.logits[:, :-1]  # token j of a continuation is predicted at position j - 1
+        picked = logits.gather(-1, ids[:, 1:, None])[..., 0].float()
+        logp = picked - torch.logsumexp(logits.float(), dim=-1)  # log-softmax without a vocabulary-wide copy
+        return (logp * cont_mask[:, 1:]).sum(-1)
+
+    def token_nll(self, texts: Sequence[str], batch_size: int | None = 8) -> list[tuple[float, int]]:
+        """(summed negative log-likelihood, number of predicted tokens) for each text."""
+        import torch
+
+        encoded = [self.encode(t) for t in texts]
+        batch_size = self.batch_for(batch_size, max(map(len, encoded), default=1), all_logits=True)
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = encoded[start : start + batch_size]
+            width = max(len(b) for b in batch)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=self.device)
+            mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for row, b in zip(logp, batch, strict=True):
+                out.append((float(-row[: len(b) - 1].sum()), len(b) - 1))
+        return out

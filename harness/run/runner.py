@@ -1,0 +1,300 @@
+"""Plan and run cells. A cell is (strategy, options, seed) on one suite and model.
+
+Each cell's id hashes everything that determines its result; a finished cell's record is reused,
+so an interrupted compare resumes where it stopped and an identical re-run costs nothing.
+A cell that raises is recorded as failed and the others still run.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.core.cache import atomic_write_text, stable_hash
+from harness.run.config import CompareConfig
+from harness.core.errors import HarnessError, Unsupported
+from harness.data.evaluation import evaluate_task
+from harness.core.faults import kill_point
+from harness.core.measure import measure, summarize_latency
+from harness.model.load import ModelSpec, cache_root, load_runtime, pick_device
+from harness.core.provenance import now, provenance
+from harness.core.records import SCHEMA_VERSION, CellRecord, Prediction, Retention, TaskResult, from_json, to_json
+from harness.strategy.registry import Registry
+from harness.run.remote import RemoteOut
+from harness.run.retention import RetentionProbe
+from harness.model.runtime import ModelRuntime
+from harness.strategy.protocol import RunContext
+from harness.data.suites import Suite, load_suite, load_suite_dir
+
+Event = Callable[..., None]
+REUSABLE = ("ok", "skipped")
+
+
+@dataclass(frozen=True)
+class Cell:
+    strategy: str
+    options: dict[str, Any]
+    seed: int
+    cell_id: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    suite: Suite
+    model: ModelSpec
+    cells: tuple[Cell, ...]
+    limit: int | None
+    batch_size: int | None
+    """Evaluation batch size; None: chosen per task from free memory."""
+    run_id: str
+    retention: Suite | None = None
+
+    def items_per_cell(self) -> int:
+        suites = [self.suite] + ([self.retention] if self.retention else [])
+        return sum(len(t.test[: self.limit]) for s in suites for t in s.tasks)
+
+
+def cell_id(suite: Suite, model: ModelSpec, strategy: str, options: dict[str, Any], seed: int,
+            limit: int | None, retention: Suite | None = None, device: str = "cpu") -> str:
+    return stable_hash({
+        "schema": SCHEMA_VERSION, "suite": suite.data_hash, "model": model.identity,
+        "strategy": strategy, "options": options, "seed": seed, "limit": limit,
+        "retention": retention.data_hash if retention else None, "device": device.split(":")[0],
+    })
+
+
+def retention_suite(cfg: CompareConfig, suite: Suite) -> Suite | None:
+    """The suite's retention suite (a sibling folder or any suite name), unless turned off."""
+    if not cfg.retention or not suite.retention:
+        return None
+    sibling = suite.root.parent / suite.retention
+    return load_suite_dir(sibling) if (sibling / "suite.toml").is_file() else load_suite(suite.retention)
+
+
+def _validated_options(registry: Registry, name: str, raw: dict[str, Any]) -> dict[str, Any]:
+    cls = registry.get(name)
+    try:
+        return cls.Options.model_validate(raw).model_dump(mode="json")
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise HarnessError(f"options.{name}.{loc}: {err['msg']}") from None
+
+
+DEFAULT_STRATEGIES = ("zero-shot", "few-shot", "rag", "lora", "qlora", "dora", "full-ft")
+"""What a compare runs when no strategy is named: one of each approach the decision is about.
+`all` runs every registered strategy (plugins and the other built-ins included)."""
+
+
+def strategy_names(cfg: CompareConfig, registry: Registry) -> list[str]:
+    """The requested strategies; the default set when none were named; every one that loads for `all`."""
+    if cfg.strategies == ["all"]:
+        return sorted(registry.load_all())
+    names = list(dict.fromkeys(cfg.strategies or DEFAULT_STRATEGIES))
+    for name in names:
+        registry.get(name)
+    return names
+
+
+def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry, device: str = "cpu") -> Plan:
+    names = strategy_names(cfg, registry)
+    for name in cfg.options:
+        registry.get(name)  # options for a strategy that does not exist: say which
+    retention = retention_suite(cfg, suite)
+    cells = []
+    for name in names:
+        opts = _validated_options(registry, name, cfg.options.get(name, {}))
+        for seed in cfg.seeds:
+            cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device)
+            cells.append(Cell(name, opts, seed, cid))
+    run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
+    batch = None if cfg.batch_size == "auto" else cfg.batch_size
+    return Plan(suite, model, tuple(cells), cfg.limit, batch, run_id, retention)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """CUDA (or other accelerator) out-of-memory, as torch raises it."""
+    return type(e).__name__ == "OutOfMemoryError" or "out of memory" in str(e).lower()
+
+
+def _free_device_memory(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+class Runner:
+    """Runs a plan's cells in order, reusing finished records from `cells_dir` (and from `remote`,
+    the URL the output folder is mirrored to, when the compare's --out is one: see harness.run.remote)."""
+
+    def __init__(self, plan: Plan, registry: Registry, cells_dir: Path, on_event: Event | None = None,
+                 device: str | None = None, trust_remote_code: bool = False, remote: RemoteOut | None = None):
+        self.plan = plan
+        self.registry = registry
+        self.cells_dir = cells_dir
+        self.emit: Event = on_event or (lambda *a, **k: None)
+        self.device = device or pick_device()
+        self.trust_remote_code = trust_remote_code
+        self.remote = remote
+        self._base: ModelRuntime | None = None
+        self.probe = None
+        if plan.retention is not None:
+            self.probe = RetentionProbe(plan.retention, plan.model.identity, cells_dir.parent / "retention",
+                                        plan.limit, plan.batch_size)
+
+    def record_path(self, cell: Cell) -> Path:
+        return self.cells_dir / f"{cell.cell_id}.json"
+
+    def cached(self, cell: Cell) -> CellRecord | None:
+        """The cell's reusable record: local first, then at the URL (finished on another machine or node)."""
+        path = self.record_path(cell)
+        rec = _reusable(path)
+        if rec is None and self.remote is not None and self.remote.fetch(path):
+            rec = _reusable(path)
+        return rec
+
+    def save_record(self, cell: Cell, rec: CellRecord) -> None:
+        """Write the cell's record atomically, and push it to the URL when there is one."""
+        path = self.record_path(cell)
+        atomic_write_text(path, to_json(rec))
+        if self.remote is not None:
+            self.remote.push(path)
+
+    def run(self) -> list[CellRecord]:
+        """Every cell of the plan, reusing finished records. The caller holds the folder's lock, so
+        temporary files left by a killed earlier run are garbage: they are removed first."""
+        self.remove_stale_temp()
+        records = []
+        for cell in self.plan.cells:
+            rec = self.cached(cell)
+            if rec is not None:
+                self.emit("cell_cached", cell=cell, record=rec)
+            else:
+                kill_point("cell-start")
+                self.emit("cell_start", cell=cell)
+                rec = self.run_cell(cell)
+                self.save_record(cell, rec)
+                self.emit("cell_done", cell=cell, record=rec)
+                kill_point("between-cells")
+            records.append(rec)
+        return records
+
+    def remove_stale_temp(self) -> None:
+        """Temporary files of records a killed run was writing. Only the holder of the folder's lock
+        may call this (no live writer can own them then)."""
+        for stale in self.cells_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+    def failed_record(self, cell: Cell, error: str) -> CellRecord:
+        """The record of a cell that could not finish (also used by executors when a worker dies)."""
+        return replace(CellRecord(**self._header(cell), status="failed", error=error),
+                       provenance=provenance(self.device, now(), self.trust_remote_code))
+
+    def load_base(self) -> ModelRuntime:
+        if self._base is None:
+            self.emit("model_loading", model=self.plan.model)
+            self._base = load_runtime(self.plan.model, self.device, self.trust_remote_code)
+            self.emit("model_loaded", model=self.plan.model)
+        return self._base
+
+    def _header(self, cell: Cell) -> dict[str, Any]:
+        p = self.plan
+        return dict(cell_id=cell.cell_id, suite=p.suite.name, suite_hash=p.suite.data_hash,
+                    strategy=cell.strategy, options=cell.options, seed=cell.seed, model=p.model.identity,
+                    limit=p.limit)
+
+    def run_cell(self, cell: Cell) -> CellRecord:
+        started = now()
+        try:
+            rec = self._evaluate_with_retries(cell)
+        except Unsupported as e:
+            rec = CellRecord(**self._header(cell), status="skipped", error=e.reason)
+        except Exception as e:  # isolate the cell: record it, keep going
+            work = self.cells_dir / cell.cell_id
+            work.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(work / "error.log", traceback.format_exc())
+            rec = CellRecord(**self._header(cell), status="failed", error=f"{type(e).__name__}: {e}")
+        return replace(rec, provenance=provenance(self.device, started, self.trust_remote_code))
+
+    def _evaluate_with_retries(self, cell: Cell) -> CellRecord:
+        """Out of device memory: halve the evaluation batch (an automatic one restarts from 8) and try
+        again, down to 1."""
+        batch = self.plan.batch_size
+        while True:
+            try:
+                return self._evaluate_cell(cell, batch)
+            except Exception as e:
+                if not is_out_of_memory(e) or batch == 1:
+                    raise
+                batch = 8 if batch is None else batch // 2
+                self.emit("cell_retry", cell=cell, reason=f"out of memory; batch size {batch}")
+                _free_device_memory(self.device)
+
+    def _evaluate_cell(self, cell: Cell, batch_size: int | None) -> CellRecord:
+        cls = self.registry.get(cell.strategy)
+        strategy = cls(cls.Options.model_validate(cell.options))
+        ctx = RunContext(cell.seed, self.device, self.cells_dir / cell.cell_id, cache_root(), self.plan.model,
+                         self.load_base)
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        self.load_base()  # shared by cells: loading it is not part of any strategy's cost
+        with measure(self.device) as m:
+            adapted = strategy.adapt(ctx, self.plan.suite)
+        adapt = replace(adapted.report, wall_s=m.wall_s, peak_mem_bytes=m.peak_mem_bytes)
+        kill_point("adapted")
+        preds: list[Prediction] = []
+        results: list[TaskResult] = []
+        with measure(self.device) as ev:
+            for task in self.plan.suite.tasks:
+                examples = task.test[: self.plan.limit]
+                self.emit("task_start", cell=cell, task=task.name, n=len(examples))
+                prompts = strategy.prompts(ctx, task, examples)
+                p, r = evaluate_task(adapted.runtime, task, examples, prompts, batch_size)
+                preds += p
+                results.append(r)
+                self.emit("task_done", cell=cell, task=task.name, n=len(examples))
+                kill_point("task-done")
+        queries = [p for p, t in zip(preds, self._kinds(preds), strict=True) if t != "language-modeling"]
+        return CellRecord(
+            **self._header(cell), status="ok", tasks=tuple(results), predictions=tuple(preds), adapt=adapt,
+            latency=summarize_latency(queries, ev.wall_s, batch_size), eval_wall_s=ev.wall_s,
+            eval_peak_mem_bytes=ev.peak_mem_bytes, retention=self._retention(cell, adapted.runtime),
+        )
+
+    def _retention(self, cell: Cell, rt: ModelRuntime) -> Retention | None:
+        if self.probe is None:
+            return None
+        n = sum(len(t.test[: self.plan.limit]) for t in self.probe.suite.tasks)
+        self.emit("task_start", cell=cell, task=f"retention ({self.probe.suite.name})", n=n)
+        base_path = self.probe.base_path
+        shared = self.remote is not None and (base_path.is_file() or self.remote.fetch(base_path))
+        result = self.probe.measure(rt, self.load_base())
+        if self.remote is not None and not shared:
+            self.remote.push(base_path)  # computed here: the base figures for every other node
+        self.emit("task_done", cell=cell, task="retention", n=n)
+        return result
+
+    def _kinds(self, preds: list[Prediction]) -> list[str]:
+        kinds = {t.name: t.kind for t in self.plan.suite.tasks}
+        return [kinds[p.task] for p in preds]
+
+
+def _reusable(path: Path) -> CellRecord | None:
+    """The record at `path` if it is a valid record of a finished or skipped cell. A record that
+    does not parse (a foreign file, or one half written at a URL) is never trusted: recompute."""
+    if not path.is_file():
+        return None
+    try:
+        rec = from_json(CellRecord, path.read_bytes())
+    except ValueError:
+        return None
+    return rec if rec.status in REUSABLE else None
