@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 from harness_strategies.rag import Rag
 
-from harness.data.evaluation import _meta, retrieval_metrics
-from harness.model.load import cache_root
+from harness.core.cache import cache_root
 from harness.core.records import CellRecord, Prediction, Prompt
+from harness.data.catalog import load_suite
+from harness.data.evaluation import _meta, retrieval_metrics
+from harness.data.suites import Suite
 from harness.report import load_run
-from harness.data.suites import Suite, load_suite
 
 SOURCE = "contractnli:../shared/data/contractnli/dev.json"
 COMMAND = ("harness compare --suite contractnli:../shared/data/contractnli/dev.json "

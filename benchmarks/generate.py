@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.model.load import load_runtime, resolve_model
+from harness.data.catalog import load_suite
 from harness.data.prompts import DEFAULT_SYSTEM, zero_shot_prompt
+from harness.data.suites import Task
+from harness.model.load import load_runtime
 from harness.model.runtime import ModelRuntime
-from harness.data.suites import Task, load_suite
+from harness.model.spec import resolve_model
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.model.load import load_runtime, local_weights, resolve_model
+from harness.model.load import load_runtime, local_weights
 from harness.model.runtime import ModelRuntime
+from harness.model.spec import resolve_model
 
 LETTERS = "ABCD"
 DEFAULT_DATA = Path("/work/shared/data/mmlu")

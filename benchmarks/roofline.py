@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.model.load import load_runtime, resolve_model
+from harness.model.load import load_runtime
+from harness.model.spec import resolve_model
 
 SCORING_TARGET = 0.70  # issue 9: scoring throughput as a share of the roofline
 

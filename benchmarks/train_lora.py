@@ -18,10 +18,11 @@ from pathlib import Path
 
 from harness_strategies.weights import Lora
 
-from harness.model.load import load_runtime, resolve_model
+from harness.data.catalog import load_suite
+from harness.model.load import load_runtime
+from harness.model.spec import resolve_model
 from harness.strategy.protocol import RunContext
-from harness.data.suites import load_suite
-from harness.model.training import sft_pairs, tokenize_pairs
+from harness.strategy.training import sft_pairs, tokenize_pairs
 
 
 def plain_peft_trainer(rt, rows, steps: int, batch: int, out: Path) -> float:

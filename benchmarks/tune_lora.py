@@ -51,11 +51,12 @@ def main() -> None:
 
 def current(args: argparse.Namespace) -> object:
     """The study's trials as they stand, read from its storage (the same study the command runs)."""
+    from harness.data.catalog import load_suite
+    from harness.model.load import pick_device
+    from harness.model.spec import resolve_model
     from harness.run.config import load_config
-    from harness.model.load import pick_device, resolve_model
-    from harness.strategy.registry import Registry
-    from harness.data.suites import load_suite
     from harness.run.tune import plan_study, study_result
+    from harness.strategy.registry import Registry
 
     cfg = load_config(None, {"suite": "legal-qa", "limit": args.limit, "out": Path(args.out)})
     spec, _ = plan_study(cfg, load_suite(cfg.suite), resolve_model(cfg.model), Registry.discover(), "lora",

@@ -10,20 +10,31 @@ checkpoint, as every weight strategy does: the corpus phase is unsupervised, mod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
-from harness_strategies.weights import LoraOptions, _Trained, lora_or_full
+from harness_strategies.weights import LoraOptions, default_learning_rate, lora_or_full
 from pydantic import Field
 
-from harness.core.errors import Unsupported
-from harness.core.records import Document
-from harness.model.runtime import ModelRuntime
-from harness.strategy.protocol import Adapted, RunContext
-from harness.data.suites import Suite
-from harness.model.training import TrainOptions, TrainResult, sft_train
-
-DEFAULT_LR = {"lora": 1e-3, "full-ft": 1e-4}
+from harness.model.training import step_budget
+from harness.strategy import (
+    Adapted,
+    Document,
+    Example,
+    ModelRuntime,
+    Prompt,
+    RunContext,
+    Suite,
+    Task,
+    TrainCall,
+    TrainResult,
+    Unsupported,
+    prompts_as_trained,
+    sft_train,
+    train_weights,
+)
+from harness.strategy.weights import update_documents
 
 
 class ContinuedOptions(LoraOptions):
@@ -35,13 +46,6 @@ class ContinuedOptions(LoraOptions):
                                   "when instruction tuning follows.")
     chunk_tokens: int = Field(256, ge=16, le=32768, description="Corpus window length in tokens (at most "
                               "max_seq_len).")
-
-
-def step_budget(o: TrainOptions, device: str) -> int:
-    """Optimizer steps one training gets (-1: an epoch budget), as harness.model.training.train_args caps them."""
-    if not device.startswith("cuda") and o.cpu_max_steps:
-        return o.cpu_max_steps if o.max_steps < 0 else min(o.max_steps, o.cpu_max_steps)
-    return o.max_steps
 
 
 def split_budget(total: int, share: float, then_instruct: bool) -> tuple[int, int]:
@@ -64,12 +68,6 @@ def corpus_rows(rt: ModelRuntime, docs: list[Document], window: int) -> list[dic
     return rows
 
 
-def held_out(suite: Suite, n: int) -> set[str]:
-    """The documents a knowledge update holds out (the same rule as weights._Trained.adapt)."""
-    docs = sorted(d.id for d in suite.corpus)
-    return set(docs[len(docs) - min(n, len(docs)) :]) if docs and n else set()
-
-
 def chain(first: TrainResult, second: TrainResult | None) -> TrainResult:
     """Both phases as one training: steps and tokens added, the second curve after the first."""
     if second is None:
@@ -80,44 +78,50 @@ def chain(first: TrainResult, second: TrainResult | None) -> TrainResult:
                        first.steps + second.steps, first.stopped_early or second.stopped_early)
 
 
-class ContinuedPretraining(_Trained):
+class ContinuedPretraining:
     """Next-token training on the corpus, then (optionally) the usual instruction tuning."""
 
     name: ClassVar[str] = "continued-pretraining"
+    family: ClassVar[str] = "weights"
     description: ClassVar[str] = ("Next-token training on the suite's corpus (LoRA or full), then optionally "
                                   "instruction tuning.")
     Options: ClassVar[type[ContinuedOptions]] = ContinuedOptions
 
-    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
-        if not suite.corpus:
-            raise Unsupported(f"suite {suite.name!r} has no corpus (suite.toml `corpus`) to pretrain on")
-        self.phases: dict[str, float] = {}
-        return super().adapt(run, suite)
+    def __init__(self, options: ContinuedOptions):
+        self.options = options
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         return lora_or_full(base, self.options)
 
-    def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
+    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        if not suite.corpus:
+            raise Unsupported(f"suite {suite.name!r} has no corpus (suite.toml `corpus`) to pretrain on")
+        return train_weights(self, run, suite, train=self._train)
+
+    def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        return prompts_as_trained(self.options, task, examples)
+
+    def _train(self, call: TrainCall) -> TrainResult:
+        """The corpus phase (this training's documents: the held-out ones for an update), then the
+        instruction phase, sharing one step budget."""
         o = self.options
-        hold = held_out(suite, o.update_docs)
-        docs = [d for d in suite.corpus if (d.id in hold) == (folder == "update")]
-        pre_steps, inst_steps = split_budget(step_budget(o, run.device), o.pretrain_share, o.then_instruct)
-        lr = o.learning_rate or DEFAULT_LR[o.method]
-        out = run.work_dir / folder
-        rows = corpus_rows(rt, docs, min(o.chunk_tokens, o.max_seq_len))
-        no_train = replace(suite, tasks=tuple(replace(t, train=()) for t in suite.tasks))
-        launch = self.launch(run)  # several processes when the option asks for them
-        first = sft_train(model, rt, no_train, self._phase(lr, pre_steps), out / "pretrain", run.seed, run.device,
-                          extra_train=rows, launch=launch)
+        hold = update_documents(call.suite, o.update_docs)
+        docs = [d for d in call.suite.corpus if (d.id in hold) == (call.phase == "update")]
+        pre_steps, inst_steps = split_budget(step_budget(o, call.run.device), o.pretrain_share, o.then_instruct)
+        lr = o.learning_rate or default_learning_rate(o.method)
+        rows = corpus_rows(call.runtime, docs, min(o.chunk_tokens, o.max_seq_len))
+        no_train = replace(call.suite, tasks=tuple(replace(t, train=()) for t in call.suite.tasks))
+        run = call.run
+        first = sft_train(call.model, call.runtime, no_train, self._phase(lr, pre_steps), call.out / "pretrain",
+                          run.seed, run.device, extra_train=rows, launch=call.launch)
         second = None
         if o.then_instruct:
-            second = sft_train(model, rt, suite, self._phase(lr, inst_steps), out / "instruct", run.seed, run.device,
-                               launch=launch)
-        if folder == "train":
-            self.phases = {"pretrain_steps": float(first.steps), "pretrain_tokens": float(first.train_tokens),
-                           "corpus_windows": float(len(rows)),
-                           "instruct_steps": float(second.steps if second else 0)}
-        return chain(first, second)
+            second = sft_train(call.model, call.runtime, call.suite, self._phase(lr, inst_steps),
+                               call.out / "instruct", run.seed, run.device, launch=call.launch)
+        phases = {"pretrain_steps": float(first.steps), "pretrain_tokens": float(first.train_tokens),
+                  "corpus_windows": float(len(rows)), "instruct_steps": float(second.steps if second else 0)}
+        note = "corpus then instruction tuning" if o.then_instruct else "corpus only"
+        return replace(chain(first, second), extras=phases, notes=f"continued pretraining: {note}")
 
     def _phase(self, lr: float, steps: int) -> Any:
         """This phase's options: its share of the steps (already capped, so no CPU cap again)."""
@@ -125,8 +129,3 @@ class ContinuedPretraining(_Trained):
         if steps >= 0:
             update |= {"max_steps": steps, "cpu_max_steps": 0}
         return self.options.model_copy(update=update)
-
-    def _report(self, model: Any, result: TrainResult, artifact_bytes: int) -> Any:
-        report = super()._report(model, result, artifact_bytes)
-        note = "corpus then instruction tuning" if self.options.then_instruct else "corpus only"
-        return replace(report, extras={**report.extras, **self.phases}, notes=f"continued pretraining: {note}")

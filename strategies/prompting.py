@@ -7,11 +7,20 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from harness.core.errors import Unsupported
-from harness.data.prompts import DEFAULT_SYSTEM, shots_prompt, zero_shot_prompt
-from harness.core.records import Example, Prompt
-from harness.strategy.protocol import Adapted, RunContext, StrategyOptions, unchanged_weights
-from harness.data.suites import Suite, Task
+from harness.strategy import (
+    DEFAULT_SYSTEM,
+    Adapted,
+    Example,
+    Prompt,
+    RunContext,
+    StrategyOptions,
+    Suite,
+    Task,
+    Unsupported,
+    shots_prompt,
+    unchanged_weights,
+    zero_shot_prompt,
+)
 
 
 class ZeroShot:
@@ -53,8 +62,13 @@ class FewShot:
         self.options = options
         self._train_vectors: dict[str, Any] = {}
 
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {"k": trial.suggest_int("k", 1, 8),
+                "selection": trial.suggest_categorical("selection", ["similar", "random"])}
+
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
-        empty = [t.name for t in suite.tasks if not t.train and t.kind != "language-modeling"]
+        empty = [t.name for t in suite.tasks if not t.train and t.spec.trains]
         if empty:
             raise Unsupported(f"few-shot needs train examples; none in task(s) {', '.join(empty)}")
         if self.options.selection == "similar":

@@ -17,13 +17,27 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from harness.core.cache import atomic_write_text
+from harness.core.errors import HarnessError
+from harness.data.kinds import SHORT_ANSWER
 from harness.model.embeddings import DEFAULT_EMBEDDER, embed
-from harness.core.errors import HarnessError, Unsupported
-from harness.data.prompts import DEFAULT_SYSTEM, context_prompt, zero_shot_prompt
-from harness.core.records import AdaptReport, Document, Example, KnowledgeUpdate, Prompt
 from harness.model.retrieval import IndexKind, VectorIndex, chunk_corpus, index_key
-from harness.strategy.protocol import Adapted, RunContext, StrategyOptions, unchanged_weights
-from harness.data.suites import Suite, Task
+from harness.strategy import (
+    DEFAULT_SYSTEM,
+    Adapted,
+    AdaptReport,
+    Document,
+    Example,
+    KnowledgeUpdate,
+    Prompt,
+    RunContext,
+    StrategyOptions,
+    Suite,
+    Task,
+    Unsupported,
+    context_prompt,
+    unchanged_weights,
+    zero_shot_prompt,
+)
 
 
 class Rag:
@@ -42,7 +56,7 @@ class Rag:
         embedder: str = Field(DEFAULT_EMBEDDER, description="sentence-transformers model id or folder.")
         index: IndexKind = Field("auto", description="flat (exact), hnsw, ivf, or auto by corpus size.")
         hnsw_threshold: int = Field(50_000, ge=1, description="auto: HNSW from this many chunks.")
-        kinds: list[str] = Field(["short-answer"], description="Task kinds that get retrieved context.")
+        kinds: list[str] = Field([SHORT_ANSWER.name], description="Task kinds that get retrieved context.")
         evidence_tasks: bool = Field(True, description="Also tasks of any kind whose items carry evidence_spans.")
         scope: Literal["auto", "corpus", "document"] = Field(
             "auto", description="Search the whole corpus, or only the item's doc_id document; auto: the document "
@@ -59,6 +73,11 @@ class Rag:
     def __init__(self, options: Options):
         self.options = options
         self.index: VectorIndex | None = None
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {"k": trial.suggest_int("k", 1, 6),
+                "chunk_size": trial.suggest_categorical("chunk_size", [60, 120, 240, 400])}
 
     # ------------------------------------------------------------ adapt: build or load the index
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:

@@ -1,7 +1,7 @@
 """Rehearsal: LoRA or full fine-tuning with general-text replay mixed into the training data, to
 mitigate forgetting. Replay rows are plain next-token-loss examples (every token a label) drawn,
 seeded, from a general-text replay corpus; the task rows, dev split, loop and budget are exactly
-those of `lora` / `full-ft` (harness.model.training.sft_train), so `rehearsal` against the same method
+those of `lora` / `full-ft` (harness.strategy.train_weights), so `rehearsal` against the same method
 without replay isolates the effect of replay.
 
 The replay corpus is never the retention test data: by default it is `replay.jsonl` beside the
@@ -14,21 +14,34 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness_strategies.weights import LoraOptions, _Trained, lora_or_full
+from harness_strategies.weights import LoraOptions, default_learning_rate, lora_or_full
 from pydantic import Field
 
 from harness.core.errors import HarnessError
-from harness.model.runtime import ModelRuntime
-from harness.strategy.protocol import RunContext
-from harness.data.suites import Suite, resolve_suite
-from harness.model.training import TrainResult, sft_pairs, sft_train, text_rows
+from harness.data.catalog import resolve_suite
+from harness.strategy import (
+    Adapted,
+    Example,
+    ModelRuntime,
+    Prompt,
+    RunContext,
+    Suite,
+    Task,
+    TrainCall,
+    TrainResult,
+    prompts_as_trained,
+    sft_pairs,
+    sft_train,
+    text_rows,
+    train_weights,
+)
 
 REPLAY_FILE = "replay.jsonl"
-DEFAULT_LR = {"lora": 1e-3, "full-ft": 1e-4}
-"""The defaults of `lora` and `full-ft`, so that without replay rehearsal trains exactly as they do."""
 
 
 class RehearsalOptions(LoraOptions):
@@ -82,38 +95,42 @@ def draw_replay(texts: list[str], n: int, rng: Any) -> list[str]:
     return out[:n]
 
 
-class Rehearsal(_Trained):
+class Rehearsal:
     """`lora` or `full-ft` with a share of general-text replay in the training rows."""
 
     name: ClassVar[str] = "rehearsal"
+    family: ClassVar[str] = "weights"
     description: ClassVar[str] = "LoRA or full fine-tuning with general-text replay mixed in, against forgetting."
     Options: ClassVar[type[RehearsalOptions]] = RehearsalOptions
+
+    def __init__(self, options: RehearsalOptions):
+        self.options = options
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         return lora_or_full(base, self.options)
 
-    def _train(self, run: RunContext, model: Any, rt: ModelRuntime, suite: Suite, folder: str) -> TrainResult:
+    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        return train_weights(self, run, suite, train=self._train)
+
+    def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        return prompts_as_trained(self.options, task, examples)
+
+    def _train(self, call: TrainCall) -> TrainResult:
+        """The method's own training, with replay rows added; the method's default learning rate
+        (the lora or full-ft default) unless one is set."""
         o = self.options
-        budget = o.model_copy(update={"learning_rate": o.learning_rate or DEFAULT_LR[o.method]})
-        n_task = len(sft_pairs(rt, suite, "train", o.system))
-        source = replay_source(suite, o.replay_path)
+        budget = o.model_copy(update={"learning_rate": o.learning_rate or default_learning_rate(o.method)})
+        n_task = len(sft_pairs(call.runtime, call.suite, "train", o.system))
+        source = replay_source(call.suite, o.replay_path)
         n = replay_count(n_task, o.replay_fraction)
-        texts = draw_replay(read_replay(source), n, run.rng("rehearsal", folder)) if n else []
+        texts = draw_replay(read_replay(source), n, call.run.rng("rehearsal", call.phase)) if n else []
         note = (f"replay: {len(texts)} general-text rows ({o.replay_fraction:.0%} of training rows) "
                 f"from {source.name} sha256 {_sha256(source)[:12]}" if n else "replay: none")
-        if folder == "train":  # the record describes the main training, not a knowledge update's
-            self.replay = {"replay_rows": float(len(texts)), "task_rows": float(n_task)}
-            self.replay_note = note
-        rows = text_rows(rt, texts, o.max_seq_len)
-        optim = self.cuda_optimizer if run.device.startswith("cuda") else None
-        return sft_train(model, rt, suite, budget, run.work_dir / folder, run.seed, run.device, optim,
-                         extra_train=rows, launch=self.launch(run))
-
-    def _report(self, model: Any, result: TrainResult, artifact_bytes: int) -> Any:
-        from dataclasses import replace
-
-        report = super()._report(model, result, artifact_bytes)
-        return replace(report, extras={**report.extras, **self.replay}, notes=self.replay_note)
+        rows = text_rows(call.runtime, texts, o.max_seq_len)
+        result = sft_train(call.model, call.runtime, call.suite, budget, call.out, call.run.seed, call.run.device,
+                           call.optimizer, extra_train=rows, launch=call.launch)
+        extras = {"replay_rows": float(len(texts)), "task_rows": float(n_task)}
+        return replace(result, extras={**result.extras, **extras}, notes=note)
 
 
 def _sha256(path: Path) -> str:

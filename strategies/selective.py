@@ -1,5 +1,5 @@
 """Selective fine-tuning: a chosen few of a copy's weights train, through the same loop, data and
-budget as every weight strategy (harness.model.training.sft_train).
+budget as every weight strategy (harness.strategy.train_weights).
 
 - `ia3`: peft IA3, learned scaling vectors on keys, values and the MLP output;
 - `layer-freeze`: full fine-tuning of the top N transformer layers (and the final norm) only;
@@ -11,16 +11,26 @@ budget as every weight strategy (harness.model.training.sft_train).
 from __future__ import annotations
 
 import copy
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from harness_strategies.weights import _Trained
 from pydantic import Field
 
-from harness.core.errors import Unsupported
-from harness.model.runtime import ModelRuntime
-from harness.strategy.protocol import RunContext
-from harness.model.training import TrainOptions
+from harness.strategy import (
+    Adapted,
+    Example,
+    ModelRuntime,
+    Prompt,
+    RunContext,
+    Suite,
+    Task,
+    TrainOptions,
+    Unsupported,
+    prompts_as_trained,
+    save_trainable,
+    search,
+    train_weights,
+)
 
 
 def frozen_copy(base: ModelRuntime) -> Any:
@@ -31,25 +41,30 @@ def frozen_copy(base: ModelRuntime) -> Any:
     return model
 
 
-def save_trainable(model: Any, folder: Path) -> None:
-    """Only the tensors that trained (the rest is the base model): safetensors plus their names."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
-    save_file(tensors, str(folder / "trainable.safetensors"))
-
-
 class Ia3Options(TrainOptions):
     learning_rate: float = Field(5e-3, gt=0, le=1.0, description="IA3 vectors start at 1 and need a larger rate.")
     target_modules: list[str] = Field(["k_proj", "v_proj", "down_proj"], min_length=1)
     feedforward_modules: list[str] = Field(["down_proj"], description="Targets scaled on their input.")
 
 
-class Ia3(_Trained):
+class Ia3:
     name: ClassVar[str] = "ia3"
+    family: ClassVar[str] = "weights"
     description: ClassVar[str] = "IA3 (peft): learned scaling vectors on keys, values and the MLP output."
     Options: ClassVar[type[Ia3Options]] = Ia3Options
+
+    def __init__(self, options: Ia3Options):
+        self.options = options
+
+    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        return train_weights(self, run, suite)  # peft saves the IA3 vectors itself
+
+    def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        return prompts_as_trained(self.options, task, examples)
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {**search.learning_rate(trial, 1e-3, 3e-2), **search.budget(trial)}
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         from peft import IA3Config, get_peft_model
@@ -65,10 +80,25 @@ class LayerFreezeOptions(TrainOptions):
     top_layers: int = Field(4, ge=1, description="Transformer layers trained, counted from the top (at most all).")
 
 
-class LayerFreeze(_Trained):
+class LayerFreeze:
     name: ClassVar[str] = "layer-freeze"
+    family: ClassVar[str] = "weights"
     description: ClassVar[str] = "Full fine-tuning of the top N layers and the final norm; the rest frozen."
     Options: ClassVar[type[LayerFreezeOptions]] = LayerFreezeOptions
+
+    def __init__(self, options: LayerFreezeOptions):
+        self.options = options
+
+    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        return train_weights(self, run, suite, save=save_trainable)
+
+    def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        return prompts_as_trained(self.options, task, examples)
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {**search.learning_rate(trial, 1e-5, 3e-4),
+                "top_layers": trial.suggest_categorical("top_layers", [2, 4, 8]), **search.budget(trial)}
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         model = frozen_copy(base)
@@ -78,19 +108,30 @@ class LayerFreeze(_Trained):
         model.model.norm.requires_grad_(True)
         return model
 
-    def save_artifact(self, model: Any, folder: Path) -> None:
-        save_trainable(model, folder)
-
 
 class NormBiasOptions(TrainOptions):
     learning_rate: float = Field(1e-3, gt=0, le=1.0)
 
 
-class NormBias(_Trained):
+class NormBias:
     name: ClassVar[str] = "norm-bias"
+    family: ClassVar[str] = "weights"
     description: ClassVar[str] = ("BitFit-style: only bias and normalization parameters train (Llama has no "
                                   "biases: norms only).")
     Options: ClassVar[type[NormBiasOptions]] = NormBiasOptions
+
+    def __init__(self, options: NormBiasOptions):
+        self.options = options
+
+    def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        return train_weights(self, run, suite, save=save_trainable)
+
+    def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        return prompts_as_trained(self.options, task, examples)
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        return {**search.learning_rate(trial, 1e-4, 1e-2), **search.budget(trial)}
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         model = frozen_copy(base)
@@ -100,6 +141,3 @@ class NormBias(_Trained):
         for p in chosen:
             p.requires_grad_(True)
         return model
-
-    def save_artifact(self, model: Any, folder: Path) -> None:
-        save_trainable(model, folder)

@@ -1,5 +1,5 @@
 """Soft prompts (peft): prompt tuning, P-tuning and prefix tuning, trained through the same loop, data
-and budget as every weight strategy (harness.model.training.sft_train: right-padded rows, which peft
+and budget as every weight strategy (harness.strategy.train_weights: right-padded rows, which peft
 handles exactly).
 
 Evaluation goes through the shared runtime unchanged. All three methods amount to the same thing
@@ -17,15 +17,23 @@ at a time.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from harness_strategies.weights import _Trained
 from pydantic import Field
 
-from harness.model.runtime import ModelRuntime
-from harness.strategy.protocol import Adapted, RunContext
-from harness.data.suites import Suite
-from harness.model.training import TrainOptions
+from harness.strategy import (
+    Adapted,
+    Example,
+    ModelRuntime,
+    Prompt,
+    RunContext,
+    Suite,
+    Task,
+    TrainOptions,
+    prompts_as_trained,
+    train_weights,
+)
 
 
 def prefix_cache(prefix: list[tuple[Any, Any]], rows: int, config: Any) -> Any:
@@ -153,8 +161,15 @@ class PrefixOptions(SoftPromptOptions):
     projection_hidden: int = Field(128, ge=1, le=65536)
 
 
-class _SoftPrompt(_Trained):
-    method: ClassVar[str]
+class _SoftPrompt:
+    """The three methods differ only in their peft config (and prompt tuning's text init); this
+    built-in base shares the rest. The plumbing itself is the public train_weights."""
+
+    family: ClassVar[str] = "weights"
+    options: Any
+
+    def __init__(self, options: Any):
+        self.options = options
 
     def peft_config(self, tokenizer: Any) -> Any:
         raise NotImplementedError
@@ -165,8 +180,10 @@ class _SoftPrompt(_Trained):
         return get_peft_model(copy.deepcopy(base.model), self.peft_config(base.tokenizer))
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
-        trained = super().adapt(run, suite)
-        return Adapted(prefixed_runtime(trained.runtime.model, trained.runtime), trained.report)
+        return train_weights(self, run, suite, serve=prefixed_runtime)
+
+    def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
+        return prompts_as_trained(self.options, task, examples)
 
 
 class PromptTuning(_SoftPrompt):

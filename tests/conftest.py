@@ -56,7 +56,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_runtime(tiny_model_dir: Path):
-    from harness.model.load import load_runtime, resolve_model
+    from harness.model.load import load_runtime
+    from harness.model.spec import resolve_model
 
     return load_runtime(resolve_model(str(tiny_model_dir)), device="cpu")
 
@@ -73,9 +74,24 @@ def mini_suite(mini_suite_dir: Path):
     return load_suite_dir(mini_suite_dir)
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One harness cache per test session, so no result depends on what ran before (a user's
+    compare, an earlier test run). Only converted models are shared with the user's cache: they are
+    a pure function of the model file and expensive to rebuild (the default model takes ~40 s)."""
+    from harness.core.cache import cache_root
+
+    root = tmp_path_factory.mktemp("harness-cache")
+    user_models = cache_root() / "models"
+    user_models.mkdir(parents=True, exist_ok=True)
+    (root / "models").symlink_to(user_models, target_is_directory=True)
+    return root
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the user's converted-model cache (expensive to rebuild) but nothing else global."""
+def _isolated_cache(_session_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, and the session's own harness cache (tests may point HARNESS_CACHE elsewhere)."""
+    monkeypatch.setenv("HARNESS_CACHE", str(_session_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.errors import HarnessError
 from harness.data import formats as adapters
 from harness.data import hygiene
+from harness.data.catalog import load_suite
 from harness.data.formats import ImportOptions, cached_import, import_suite
 from harness.data.formats.splits import carve
-from harness.core.errors import HarnessError
-from harness.data.suites import load_suite, load_suite_dir
+from harness.data.suites import load_suite_dir
 
 FORMATS = Path(__file__).parent / "fixtures" / "formats"
 CNLI = FORMATS / "contractnli" / "mini.json"

@@ -8,7 +8,7 @@ import torch
 from harness_strategies.continued import ContinuedPretraining, corpus_rows, split_budget, step_budget
 
 from harness.core.errors import Unsupported
-from harness.model.load import resolve_model
+from harness.model.spec import resolve_model
 from harness.strategy.protocol import RunContext
 
 

@@ -8,9 +8,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from harness.decide.analysis import analyze
-from harness.decide.cost import Cost, break_even, break_evens, fmt_count, fmt_usd, hardware_key, strategy_cost
-from harness.decide.decision import Constraints, pareto, parse_weights, recommend
 from harness.core.errors import HarnessError
 from harness.core.records import (
     AdaptReport,
@@ -23,6 +20,9 @@ from harness.core.records import (
     TaskResult,
 )
 from harness.core.stats import grouped_ci, grouped_paired_test
+from harness.decide.analysis import analyze
+from harness.decide.cost import Cost, break_even, break_evens, fmt_count, fmt_usd, hardware_key, strategy_cost
+from harness.decide.decision import Constraints, pareto, parse_weights, recommend
 
 
 def prov(device: str = "cpu", accelerator: str | None = None) -> Provenance:

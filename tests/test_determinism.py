@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.run.config import CompareConfig
-from harness.model.load import resolve_model
 from harness.core.records import to_json
+from harness.model.spec import resolve_model
+from harness.run.config import CompareConfig
+from harness.run.plan import make_plan
+from harness.run.runner import Runner
 from harness.strategy.registry import Registry
-from harness.run.runner import Runner, make_plan
 
 TIMING = {"provenance", "latency", "eval_wall_s", "eval_peak_mem_bytes", "peak_mem_bytes", "latency_s"}
 """Fields that measure the machine, not the result; every other field must be identical."""

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.model.load import resolve_model
-from harness.strategy.registry import Registry
+from harness.model.spec import resolve_model
 from harness.strategy.protocol import RunContext
+from harness.strategy.registry import Registry
 
 REGISTRY = Registry.discover()
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.data import hygiene
 from harness.core.errors import HarnessError
+from harness.data import hygiene
+from harness.data.catalog import load_suite
 from harness.data.hygiene import HygieneOptions, check, drop_duplicates, normalize
-from harness.data.suites import load_suite, load_suite_dir
+from harness.data.suites import load_suite_dir
 
 VOCABULARY = (
     "tenant landlord deposit notice crowns tribunal permit licence supplier buyer invoice penalty clause "

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from harness.data.suites import load_suite
+from harness.data.catalog import load_suite
 
 
 @pytest.fixture(scope="module")

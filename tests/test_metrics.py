@@ -34,7 +34,7 @@ def test_mean_of_empty_is_nan():
 
 
 def test_answer_extraction_skips_lead_ins_prefixes_quotes_and_periods():
-    from harness.data.evaluation import extract_answer
+    from harness.data.kinds.short_answer import extract_answer
 
     assert extract_answer("The answer to this question is:\n\n17 days.") == "17 days"
     assert extract_answer("Answer: 3,250 crowns") == "3,250 crowns"

@@ -39,6 +39,7 @@ def installed(tmp_path_factory):
 def test_installed_plugin_is_listed_and_runs_through_compare(installed, tmp_path, mini_suite_dir, tiny_model_dir):
     listing = harness("strategies")
     assert listing.returncode == 0 and "persona" in listing.stdout and "harness-plugin-example" in listing.stdout
+    assert "last-mlp" in listing.stdout  # the weight strategy of the same package
     run = harness("compare", "--suite", str(mini_suite_dir), "--model", str(tiny_model_dir), "--strategies",
                   "zero-shot,persona", "--out", str(tmp_path), cwd=tmp_path)
     assert run.returncode == 0, run.stderr

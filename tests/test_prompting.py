@@ -1,6 +1,6 @@
 from harness_strategies.prompting import FewShot, ZeroShot
 
-from harness.model.load import resolve_model
+from harness.model.spec import resolve_model
 from harness.strategy.protocol import RunContext
 
 

@@ -9,15 +9,15 @@ import pytest
 import torch
 from harness_strategies.rag import Rag
 
-from harness.data.formats import import_suite
 from harness.core.errors import HarnessError, Unsupported
-from harness.data.evaluation import evaluate_task, evidence_metrics, retrieval_metrics
-from harness.model.load import resolve_model
 from harness.core.records import Example, Prediction
-from harness.strategy.registry import Registry
-from harness.model.retrieval import evidence_recall, span_covered, spans_overlap
-from harness.strategy.protocol import RunContext
+from harness.data.evaluation import evaluate_task, evidence_metrics, retrieval_metrics
+from harness.data.formats import import_suite
 from harness.data.suites import load_suite_dir
+from harness.model.retrieval import evidence_recall, span_covered, spans_overlap
+from harness.model.spec import resolve_model
+from harness.strategy.protocol import RunContext
+from harness.strategy.registry import Registry
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 CNLI = Path(__file__).parent / "fixtures" / "formats" / "contractnli" / "mini.json"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.config import CompareConfig
 from harness.core.errors import HarnessError
+from harness.run.config import CompareConfig
 from harness.run.executors import LocalExecutor, RayExecutor, cell_resources, make_executor
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
@@ -46,7 +46,7 @@ def test_resources_default_by_family_and_declared_ones_override():
 
 def test_a_cell_the_cluster_cannot_run_is_an_error_not_a_hang():
     from harness.run.executors import _check_feasible
-    from harness.run.runner import Cell
+    from harness.run.plan import Cell
 
     cell = Cell("lora", {}, 0, "abc")
     _check_feasible({"CPU": 2.0, "memory": 1e9}, [cell], {"abc": {"num_cpus": 1.0}})
@@ -152,11 +152,12 @@ class Watcher:
 
 def local_records(run_toml: Path, model: Path, cells: Path, monkeypatch) -> dict[str, dict]:
     """The same compare with the local executor, in this process (the marker exists: nothing is killed)."""
+    from harness.data.catalog import load_suite
+    from harness.model.spec import resolve_model
     from harness.run.config import load_config
-    from harness.model.load import resolve_model
+    from harness.run.plan import make_plan
+    from harness.run.runner import Runner
     from harness.strategy.registry import Registry
-    from harness.run.runner import Runner, make_plan
-    from harness.data.suites import load_suite
 
     marker = cells.parent / "already-killed"
     marker.parent.mkdir(parents=True)

@@ -8,10 +8,10 @@ import torch
 from harness_strategies.rehearsal import Rehearsal, draw_replay, read_replay, replay_count, replay_source
 
 from harness.core.errors import HarnessError
-from harness.model.load import resolve_model
+from harness.data.catalog import load_suite
+from harness.model.spec import resolve_model
 from harness.strategy.protocol import RunContext
-from harness.data.suites import load_suite
-from harness.model.training import text_rows
+from harness.strategy.training import text_rows
 
 
 def ctx(tmp_path, rt, model_dir):

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness.core.cache import atomic_write_text, exclusive
-from harness.run.config import CompareConfig
 from harness.core.errors import HarnessError
-from harness.model.load import resolve_model
+from harness.model.spec import resolve_model
+from harness.run.config import CompareConfig
+from harness.run.plan import make_plan
+from harness.run.runner import Runner
 from harness.strategy.registry import Registry
-from harness.run.runner import Runner, make_plan
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 

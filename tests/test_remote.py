@@ -18,13 +18,14 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.run.config import CompareConfig, load_config
 from harness.core.errors import HarnessError
-from harness.model.load import resolve_model
 from harness.core.records import CellRecord, Retention, from_json, to_json
-from harness.strategy.registry import Registry
+from harness.model.spec import resolve_model
+from harness.run.config import CompareConfig, load_config
+from harness.run.plan import make_plan
 from harness.run.remote import RemoteOut, is_url, staging_dir
-from harness.run.runner import Runner, make_plan
+from harness.run.runner import Runner
+from harness.strategy.registry import Registry
 
 
 @pytest.fixture()

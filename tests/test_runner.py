@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.run.config import CompareConfig
 from harness.core.errors import HarnessError
-from harness.model.load import resolve_model
 from harness.core.records import CellRecord, from_json
+from harness.model.spec import resolve_model
+from harness.run.config import CompareConfig
+from harness.run.plan import cell_id, make_plan
+from harness.run.runner import Runner
 from harness.strategy.registry import Registry
-from harness.run.runner import Runner, cell_id, make_plan
 
 PLUGINS = Path(__file__).parent / "fixtures" / "plugins" / "test_plugins.py"
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from harness_strategies.soft_prompts import PrefixTuning, PromptTuning, PTuning, prefixed_runtime
 
-from harness.model.load import resolve_model
+from harness.model.spec import resolve_model
 from harness.strategy.protocol import RunContext
 
 CLASSES = [PromptTuning, PTuning, PrefixTuning]

@@ -6,12 +6,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from harness.data.evaluation import evaluate_task
-from harness.model.load import resolve_model
 from harness.core.records import Prompt
-from harness.strategy.registry import Registry
+from harness.data.evaluation import evaluate_task
 from harness.model.runtime import ModelRuntime
+from harness.model.spec import resolve_model
 from harness.strategy.protocol import Adapted, RunContext
+from harness.strategy.registry import Registry
 
 REGISTRY = Registry.discover()
 NAMES = REGISTRY.names()

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from harness.core.errors import HarnessError, SuiteError
-from harness.data.suites import load_suite, load_suite_dir, resolve_suite
+from harness.data.catalog import load_suite, resolve_suite
+from harness.data.suites import load_suite_dir
 
 
 def test_mini_suite_loads(mini_suite):

@@ -58,10 +58,10 @@ def _cfg(suite: Path, model: Path, out: Path, plugins: tuple[Path, ...] = (), **
 
 
 def _study(cfg, strategy: str, trials: int, seed: int = 0):
-    from harness.model.load import resolve_model
-    from harness.strategy.registry import Registry
-    from harness.data.suites import load_suite
+    from harness.data.catalog import load_suite
+    from harness.model.spec import resolve_model
     from harness.run.tune import plan_study
+    from harness.strategy.registry import Registry
 
     registry = Registry.discover()
     for p in cfg.plugins:
@@ -101,8 +101,8 @@ def test_study_is_stored_scored_on_dev_only_and_starts_from_the_defaults(tmp_pat
     log.unlink()
     assert tune(spec, Tuning(folder, 3)) == result and not log.exists()
     # a trial whose process was killed: on resume it runs again with the same parameters, counted once
-    from harness.strategy.registry import Registry
     from harness.run.tune import search_space
+    from harness.strategy.registry import Registry
 
     study = open_study(spec)
     killed = study.ask()
@@ -117,7 +117,9 @@ def test_study_is_stored_scored_on_dev_only_and_starts_from_the_defaults(tmp_pat
 
 def test_seeded_sampler_repeats_its_choices(tmp_path):
     """Same seed, same parameters trial after trial (TPE past its random start-up); another seed differs."""
-    from harness.run.tune import SPACES, TrialSpec, open_study
+    from harness_strategies.weights import lora_space
+
+    from harness.run.tune import TrialSpec, open_study
 
     def run(seed: int, name: str) -> list[dict]:
         spec = TrialSpec(suite="mini", model=None, strategy="lora", base_options={}, seed=seed,
@@ -127,7 +129,7 @@ def test_seeded_sampler_repeats_its_choices(tmp_path):
         study = open_study(spec)
         for _ in range(7):
             trial = study.ask()
-            opts = SPACES["lora"](trial)
+            opts = lora_space(trial)
             study.tell(trial, -abs(opts["learning_rate"] - 1e-3) * 1000 + opts["r"] / 32)
         return [t.params for t in study.trials]
 
@@ -141,14 +143,16 @@ def test_a_trial_with_a_worse_dev_loss_than_the_median_is_pruned(tmp_path, mini_
     at every step, the real trial is pruned at its first evaluation and leaves no record or folder."""
     from dataclasses import replace
 
-    from harness.run.tune import SPACES, open_study, run_trials
+    from harness_strategies.weights import lora_space
+
+    from harness.run.tune import open_study, run_trials
 
     cfg = _cfg(mini_suite_dir, tiny_model_dir, tmp_path / "out", lora={"eval_every": 1})
     spec, _ = _study(cfg, "lora", 2)
     spec = replace(spec, prune_after=1)
     study = open_study(spec)
     perfect = study.ask()
-    SPACES["lora"](perfect)
+    lora_space(perfect)
     for step in range(1, 40):
         perfect.report(0.0, step)  # -dev loss under a maximized metric: dev loss 0
     study.tell(perfect, 1.0)

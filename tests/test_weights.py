@@ -4,10 +4,11 @@ artifacts reload to the same model, early stopping keeps the best checkpoint."""
 import pytest
 import torch
 
-from harness.model.load import resolve_model
-from harness.strategy.registry import Registry
+from harness.model.spec import resolve_model
+from harness.model.training import PadCollator
 from harness.strategy.protocol import RunContext
-from harness.model.training import PadCollator, sft_pairs, tokenize_pairs
+from harness.strategy.registry import Registry
+from harness.strategy.training import sft_pairs, tokenize_pairs
 
 REGISTRY = Registry.discover()
 WEIGHTS = [n for n in REGISTRY.names() if REGISTRY.get(n).family == "weights"]

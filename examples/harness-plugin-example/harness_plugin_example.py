@@ -5,10 +5,8 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from harness.data.prompts import zero_shot_prompt
-from harness.core.records import Example, Prompt
-from harness.strategy.protocol import Adapted, RunContext, StrategyOptions, unchanged_weights
-from harness.data.suites import Suite, Task
+from harness.strategy import Adapted, Example, Prompt, RunContext, StrategyOptions, Suite, Task, unchanged_weights
+from harness.strategy import zero_shot_prompt
 
 
 class Persona:

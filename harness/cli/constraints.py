@@ -21,19 +21,16 @@ PRICE = typer.Option(None, "--price-per-hour", help="USD per hour of the hardwar
 
 
 def constraints_from(base: dict[str, Any] | None = None, **flags: Any) -> dict[str, Any]:
-    """`base` (a run.toml [decide] table or saved constraints) with the flags that were given, validated."""
-    from pydantic import ValidationError
+    """`base` with the flags that were given, validated (harness.decide.decision.merge_constraints)."""
+    from harness.decide.decision import merge_constraints
 
-    from harness.run.config import _problems
-    from harness.decide.decision import Constraints, parse_weights
+    return merge_constraints(base, **flags)
 
-    data = dict(base or {})
-    if flags.get("weights") is not None:
-        flags["weights"] = parse_weights(flags["weights"])
-    data.update({k: v for k, v in flags.items() if v is not None})
-    try:
-        return Constraints.model_validate(data).model_dump(mode="json", exclude_defaults=True)
-    except ValidationError as e:
-        from harness.core.errors import HarnessError
 
-        raise HarnessError(_problems("constraints", e)) from None
+FLAGS = ("max_latency_ms", "max_forgetting_pt", "budget_usd", "max_memory_gb", "queries_per_month", "months",
+         "weights", "price_per_hour")
+
+
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The decision flags among a command's arguments (None: not given)."""
+    return {k: values[k] for k in FLAGS if k in values}

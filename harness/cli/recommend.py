@@ -32,17 +32,12 @@ def recommend(
     latency and forgetting, and pick one with the reasons in measured numbers. Statistically tied
     strategies (paired test, p >= 0.05) go to the cheaper. Flags add to the constraints saved with
     the run. No model is loaded."""
-    from harness.decide.analysis import analyze
-    from harness.decide.decision import Constraints
-    from harness.decide.decision import recommend as decide
-    from harness.report import load_run, render_run
+    import harness.api as api
+    from harness.report import render_run
 
-    report, records = load_run(run_dir)
-    merged = C.constraints_from(report.constraints, max_latency_ms=max_latency_ms,
-                                max_forgetting_pt=max_forgetting_pt, budget_usd=budget_usd,
-                                max_memory_gb=max_memory_gb, queries_per_month=queries_per_month, months=months,
-                                weights=weights, price_per_hour=price_per_hour)
-    decision = decide(analyze(records), Constraints.model_validate(merged))
+    run = api.load_run(run_dir)
+    merged = C.constraints_from(run.constraints, **C.given(dict(locals())))
+    decision = api.recommend(run, merged)
     show(decision)
     if save:
         render_run(run_dir, merged)

@@ -24,7 +24,8 @@ def suites(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from harness.core.errors import SuiteError
-    from harness.data.suites import available_suites, load_suite_dir
+    from harness.data.catalog import available_suites
+    from harness.data.suites import load_suite_dir
 
     table = Table(title="suites")
     for col in ("name", "status", "tasks (train/dev/test)", "corpus docs", "path"):
@@ -90,7 +91,7 @@ def check(
     questions found with their answer in the corpus, label balance, empty or over-long fields.
     Exit 2 on any problem, or on leaks above the thresholds unless --allow-leaks."""
     from harness.data import hygiene
-    from harness.data.suites import load_suite
+    from harness.data.catalog import load_suite
 
     s = load_suite(suite, dedupe=False)
     console = Console()

@@ -69,36 +69,13 @@ def tune(
     weight strategies) and write tune.json (every trial, best options) next to the study's storage.
     Trials are scored on the dev split only; test items are never read. A finished study with the same
     inputs is reused; an interrupted one resumes."""
-    from harness.core.cache import atomic_write_text, exclusive
+    import harness.api as api
     from harness.run.config import load_config
-    from harness.run.executors import make_executor
-    from harness.model.load import pick_device, resolve_model
-    from harness.core.records import to_json
-    from harness.strategy.registry import Registry
-    from harness.data.suites import load_suite
-    from harness.run.tune import Tuning, plan_study
-    from harness.run.tune import tune as run_tune
 
-    cfg = load_config(config, {"suite": suite, "model": model, "limit": limit, "out": out,
+    cfg = load_config(config, {"suite": suite, "model": model, "limit": limit, "out": out, "device": device,
                                "plugins": plugin or None, "executor": executor, "ray_address": ray_address})
-    run_on = make_executor(cfg)
-    if cfg.out_url:
-        from harness.core.errors import HarnessError
-
-        raise HarnessError(f"--out {cfg.out_url}: a study is written locally (its journal needs a file lock); "
-                           "give a folder")
-    registry = Registry.discover()
-    for p in cfg.plugins:
-        registry.add_plugin_file(p)
-    the_suite = load_suite(cfg.suite)
-    device = device or pick_device()
-    spec, folder = plan_study(cfg, the_suite, resolve_model(cfg.model), registry, strategy, trials, seed, metric,
-                              device, storage)
-    console.print(f"[bold]{the_suite.name}[/]: tuning {strategy}, {trials} trials on dev, study in {folder}")
-    with exclusive(cfg.out / the_suite.name):
-        result = run_tune(spec, Tuning(folder, trials, jobs, say=lambda line: console.print(line, markup=False),
-                                       executor=run_on if run_on.name == "ray" else None))
-    atomic_write_text(folder / "tune.json", to_json(result))
+    result, folder = api.tune(cfg, strategy, trials=trials, metric=metric, seed=seed, jobs=jobs, storage=storage,
+                      say=lambda line: console.print(line, markup=False))
     if result.trials:
         console.print(trials_table(result))
     console.print(describe(result), soft_wrap=True, markup=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HarnessError(Exception):
     """A problem with what the user gave us (suite, config, flag). Exit code 2, no traceback."""
@@ -22,3 +24,19 @@ class Unsupported(Exception):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(reason)
+
+
+def validation_problems(where: str, err: Any) -> list[str]:
+    """Every error of a pydantic ValidationError as `where: field 'a.b': message`."""
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        out.append(f"{where}: field '{loc}': {e['msg']}")
+    return out
+
+
+def validation_message(where: str, err: Any) -> str:
+    """The first error of a pydantic ValidationError on one line, with how many more there are."""
+    first = validation_problems(where, err)[0]
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return first + more

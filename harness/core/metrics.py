@@ -72,3 +72,51 @@ def recall_at_k(retrieved: Sequence[str], gold: str, k: int) -> float:
 def reciprocal_rank(retrieved: Sequence[str], gold: str) -> float:
     """1 / rank of the gold id among the distinct retrieved ids; 0 when absent."""
     return next((1.0 / (i + 1) for i, d in enumerate(dict.fromkeys(retrieved)) if d == gold), 0.0)
+
+
+def answer_in_output(prediction: str, targets: Sequence[str]) -> float:
+    """1.0 when a normalized target is contained, as whole words, in the normalized prediction: a
+    verbose right answer ("The deposit is returned within 21 days") counts, a wrong one does not."""
+    pred = f" {normalize_answer(prediction)} "
+    return float(any(norm and f" {norm} " in pred for norm in (normalize_answer(t) for t in targets)))
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_ENTITY = re.compile(r"\b[A-Z][\w'-]*")
+
+
+def _numbers(text: str) -> list[str]:
+    """Numbers as written, thousands separators and trailing zeros of decimals dropped: "3,250" -> "3250",
+    "2.50" -> "2.5"."""
+    out = []
+    for raw in _NUMBER.findall(text):
+        digits = raw.replace(",", "")
+        if "." in digits:
+            digits = digits.rstrip("0").rstrip(".")
+        out.append(digits)
+    return out
+
+
+def key_terms(answer: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(numbers, named-entity words) of an answer: what a factual answer must get right."""
+    entities = {w.lower() for w in _ENTITY.findall(answer) if w.lower() not in ("the", "a", "an")}
+    return frozenset(_numbers(answer)), frozenset(entities)
+
+
+def key_match(prediction: str, targets: Sequence[str]) -> float:
+    """Correctness of a factual short answer: 1.0 when, for some target (or alias), the prediction states
+    every number of the target and no other number, and names every named-entity word of the target
+    (capitalized words, case-insensitive). "12 months" against "15 months" scores 0, "15 months."
+    and "within 15 months" score 1. A target with neither numbers nor names falls back to exact match."""
+    pred_numbers = set(_numbers(prediction))
+    pred_words = set(normalize_answer(prediction).split())
+    for target in targets:
+        numbers, entities = key_terms(target)
+        if not numbers and not entities:
+            if exact_match(prediction, [target]):
+                return 1.0
+            continue
+        names_ok = all(set(normalize_answer(e).split()) <= pred_words for e in entities)
+        if pred_numbers == set(numbers) and names_ok:
+            return 1.0
+    return 0.0

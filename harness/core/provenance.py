@@ -10,8 +10,8 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from harness import __version__
 from harness.core.records import Provenance
+from harness.core.version import __version__
 
 PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "sentence-transformers",
             "faiss-cpu", "datasets", "numpy", "pydantic")

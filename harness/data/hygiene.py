@@ -7,7 +7,7 @@
 - overlap of test with train and with dev: exact, normalized, and near-duplicates (word n-gram
   containment, see `HygieneOptions`);
 - corpus-to-test leakage: a test question together with its answer in one window of a corpus
-  document (see `_CorpusIndex`);
+  document (see `CorpusIndex`);
 - label balance per split, and empty or over-long fields.
 
 What makes two items "the same question": the input text (for multiple choice, the question and
@@ -21,15 +21,14 @@ first of each set of duplicates is kept.
 
 from __future__ import annotations
 
-import bisect
 import re
-import unicodedata
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from harness.core.errors import HarnessError
-from harness.core.records import Document, Example
+from harness.core.records import Example
+from harness.data.kinds import TaskKind
+from harness.data.overlap import CorpusIndex, ItemKey, NgramIndex, normalize, scan_duplicates
 from harness.data.suites import SPLITS, Suite, Task
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -44,16 +43,6 @@ CORPUS_LEAK = "corpus-leak"
 EMPTY_FIELD = "empty-field"
 LONG_FIELD = "long-field"
 LEAK_KINDS = (OVERLAP_EXACT, OVERLAP_NORMALIZED, OVERLAP_NEAR, CORPUS_LEAK)
-
-# The JSONL names of an example's input and target, per task kind (for messages).
-_FIELDS = {"short-answer": ("question", "answer"), "classification": ("text", "label"),
-           "multiple-choice": ("question", "answer"), "language-modeling": ("text", "")}
-
-
-def normalize(text: str) -> str:
-    """Lowercase (NFKC, casefold), punctuation and symbols dropped, words separated by one space."""
-    return " ".join(_NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
-
 
 @dataclass(frozen=True)
 class HygieneOptions:
@@ -179,55 +168,13 @@ class HygieneReport:
             raise HarnessError(f"suite {self.suite!r} leaks: {'; '.join(over)} (--allow-leaks to accept)")
 
 
-# ---------------------------------------------------------------- item identity
-@dataclass(frozen=True)
-class _Key:
-    scope: str
-    text: str
-    norm: str
-    target: str
-
-    @classmethod
-    def of(cls, ex: Example, kind: str) -> _Key:
-        text = "\n".join((ex.input, *ex.choices)) if kind == "multiple-choice" else ex.input
-        return cls(str(ex.meta.get("doc_id", "")), text, normalize(text), normalize(ex.target))
-
-
 # ---------------------------------------------------------------- duplicates inside a split
-@dataclass(frozen=True)
-class _Duplicates:
-    exact: list[tuple[str, str]]
-    normalized: list[tuple[str, str]]
-    conflicting: list[tuple[str, str]]
-    """(item id, id of the earlier item it repeats)"""
-
-
-def _scan_duplicates(items: Sequence[Example], kind: str) -> _Duplicates:
-    exact: dict[tuple[str, str, str], str] = {}
-    normal: dict[tuple[str, str, str], str] = {}
-    by_text: dict[tuple[str, str], tuple[str, str]] = {}
-    out = _Duplicates([], [], [])
-    for ex in items:
-        k = _Key.of(ex, kind)
-        raw, norm = (k.scope, k.text, ex.target), (k.scope, k.norm, k.target)
-        if raw in exact:
-            out.exact.append((ex.id, exact[raw]))
-        elif norm in normal:
-            out.normalized.append((ex.id, normal[norm]))
-        elif (k.scope, k.norm) in by_text and by_text[(k.scope, k.norm)][1] != k.target:
-            out.conflicting.append((ex.id, by_text[(k.scope, k.norm)][0]))
-        exact.setdefault(raw, ex.id)
-        normal.setdefault(norm, ex.id)
-        by_text.setdefault((k.scope, k.norm), (ex.id, k.target))
-    return out
-
-
 def _finding(kind: str, task: str, split: str, of: int, pairs: list[tuple[str, str]], detail: str = "") -> Finding:
     return Finding(kind, task, split, len(pairs), of, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), detail)
 
 
 def _duplicate_findings(task: Task, split: str, items: Sequence[Example]) -> list[Finding]:
-    d = _scan_duplicates(items, task.kind)
+    d = scan_duplicates(items, task.spec)
     found = [
         _finding(DUPLICATE, task.name, split, len(items), d.exact, "identical text and answer; dropped at load"),
         _finding(NORMALIZED_DUPLICATE, task.name, split, len(items), d.normalized,
@@ -238,43 +185,16 @@ def _duplicate_findings(task: Task, split: str, items: Sequence[Example]) -> lis
 
 
 # ---------------------------------------------------------------- overlap between splits
-def _ngrams(norm: str, n: int) -> set[str]:
-    words = norm.split()
-    return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-class _NgramIndex:
-    """Which reference items (train or dev) contain each word n-gram, per doc_id scope."""
-
-    def __init__(self, refs: Sequence[tuple[str, _Key]], n: int):
-        self.n = n
-        self.postings: dict[tuple[str, str], list[str]] = {}
-        for ref_id, key in refs:
-            for g in _ngrams(key.norm, n):
-                self.postings.setdefault((key.scope, g), []).append(ref_id)
-
-    def best_match(self, key: _Key, threshold: float) -> tuple[float, str]:
-        """The reference item holding the largest share of `key`'s n-grams, if that share can
-        reach `threshold` (the share found in all references together bounds it, and is cheap)."""
-        grams = _ngrams(key.norm, self.n)
-        hits = [(key.scope, g) for g in grams if (key.scope, g) in self.postings]
-        if not grams or len(hits) < threshold * len(grams):
-            return 0.0, ""
-        counts = Counter(ref for h in hits for ref in self.postings[h])
-        ref, shared = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return shared / len(grams), ref
-
-
 def _overlap_findings(task: Task, ref_split: str, opts: HygieneOptions) -> list[Finding]:
-    refs = [(ex.id, _Key.of(ex, task.kind)) for ex in getattr(task, ref_split)]
+    refs = [(ex.id, ItemKey.of(ex, task.spec)) for ex in getattr(task, ref_split)]
     if not refs:
         return []
     raw = {(k.scope, k.text): i for i, k in reversed(refs)}
     norm = {(k.scope, k.norm): i for i, k in reversed(refs)}
-    index = _NgramIndex(refs, opts.ngram)
+    index = NgramIndex(refs, opts.ngram)
     found: dict[str, list[tuple[str, str]]] = {OVERLAP_EXACT: [], OVERLAP_NORMALIZED: [], OVERLAP_NEAR: []}
     for ex in task.test:
-        k = _Key.of(ex, task.kind)
+        k = ItemKey.of(ex, task.spec)
         if (k.scope, k.text) in raw:
             found[OVERLAP_EXACT].append((ex.id, raw[(k.scope, k.text)]))
         elif (k.scope, k.norm) in norm:
@@ -288,45 +208,8 @@ def _overlap_findings(task: Task, ref_split: str, opts: HygieneOptions) -> list[
 
 
 # ---------------------------------------------------------------- corpus-to-test leakage
-class _CorpusIndex:
-    """Every corpus document normalized into one string, to find where a question occurs.
-
-    A leak is a test question found verbatim (normalized) in a document with its answer (or an
-    alias) within `window` characters of it: the test item itself is in the corpus, as in a FAQ
-    page or a copy of the test file. The answer alone in a document is not a leak; that is what
-    retrieval is for (legal-qa's statutes contain every answer, and none of its questions).
-    Only kinds whose answer is content are searched: short-answer and multiple-choice. A
-    classification label next to its text is not evidence of a copy (a clause under the heading
-    "Termination" is not a leaked test item), and language modeling has no answer.
-    """
-
-    def __init__(self, docs: Sequence[Document]):
-        self.ids = [d.id for d in docs]
-        parts = [f" {normalize(d.text)} " for d in docs]
-        self.starts: list[int] = []
-        pos = 0
-        for p in parts:
-            self.starts.append(pos)
-            pos += len(p) + 1
-        self.text = "\n".join(parts)
-
-    def leak(self, question: str, answers: Sequence[str], window: int) -> str | None:
-        """The id of the first document holding `question` with one of `answers` near it."""
-        q = f" {question} "
-        wanted = [f" {a} " for a in answers if a]
-        pos = self.text.find(q)
-        while pos != -1 and wanted:
-            i = bisect.bisect_right(self.starts, pos) - 1
-            end = self.starts[i + 1] - 1 if i + 1 < len(self.starts) else len(self.text)
-            near = self.text[max(self.starts[i], pos - window) : min(end, pos + len(q) + window)]
-            if any(a in near for a in wanted):
-                return self.ids[i]
-            pos = self.text.find(q, pos + 1)
-        return None
-
-
-def _corpus_findings(task: Task, corpus: _CorpusIndex, opts: HygieneOptions) -> list[Finding]:
-    if task.kind not in ("short-answer", "multiple-choice"):
+def _corpus_findings(task: Task, corpus: CorpusIndex, opts: HygieneOptions) -> list[Finding]:
+    if not task.spec.answer_is_content:
         return []
     pairs = []
     for ex in task.test:
@@ -341,13 +224,12 @@ def _corpus_findings(task: Task, corpus: _CorpusIndex, opts: HygieneOptions) -> 
 
 
 # ---------------------------------------------------------------- fields and balance
-def _field_values(ex: Example, kind: str) -> dict[str, str]:
-    name_in, name_out = _FIELDS[kind]
+def _field_values(ex: Example, kind: TaskKind) -> dict[str, str]:
+    name_in, name_out = kind.fields
     values = {name_in: ex.input}
     if name_out:
         values[name_out] = ex.target
-    if kind == "multiple-choice":
-        values.update({f"choices[{i}]": c for i, c in enumerate(ex.choices)})
+    values.update(kind.extra_fields(ex))
     values.update({f"aliases[{i}]": a for i, a in enumerate(ex.aliases)})
     return values
 
@@ -356,7 +238,7 @@ def _field_findings(task: Task, split: str, items: Sequence[Example], max_chars:
     empty: list[tuple[str, str]] = []
     long: list[tuple[str, str]] = []
     for ex in items:
-        for name, value in _field_values(ex, task.kind).items():
+        for name, value in _field_values(ex, task.spec).items():
             if not value.strip():
                 empty.append((ex.id, name))
             elif len(value) > max_chars:
@@ -370,17 +252,12 @@ def _field_findings(task: Task, split: str, items: Sequence[Example], max_chars:
 
 
 def _balance(task: Task, split: str, items: Sequence[Example]) -> LabelCounts | None:
-    if task.kind == "classification":
-        counts = Counter(ex.target for ex in items)
-        return LabelCounts(task.name, split, tuple((label, counts[label]) for label in task.labels))
-    if task.kind == "multiple-choice":
-        positions = Counter(chr(ord("A") + ex.choices.index(ex.target)) for ex in items)
-        return LabelCounts(task.name, split, tuple(sorted(positions.items())))
-    return None
+    counts = task.spec.balance(task.labels, items)
+    return None if counts is None else LabelCounts(task.name, split, counts)
 
 
 # ---------------------------------------------------------------- the checks
-def _task_findings(task: Task, corpus: _CorpusIndex | None, opts: HygieneOptions) -> list[Finding]:
+def _task_findings(task: Task, corpus: CorpusIndex | None, opts: HygieneOptions) -> list[Finding]:
     found: list[Finding] = []
     for split in SPLITS:
         items = getattr(task, split)
@@ -403,7 +280,7 @@ def _task_leaks(task: Task, findings: Sequence[Finding]) -> TaskLeaks:
 def check(suite: Suite, options: HygieneOptions | None = None) -> HygieneReport:
     """Every hygiene check on every task of `suite` (as loaded, before duplicates are dropped)."""
     opts = options or HygieneOptions()
-    corpus = _CorpusIndex(suite.corpus) if suite.corpus else None
+    corpus = CorpusIndex(suite.corpus) if suite.corpus else None
     findings = [f for task in suite.tasks for f in _task_findings(task, corpus, opts)]
     balance = [b for t in suite.tasks for s in SPLITS if getattr(t, s) and (b := _balance(t, s, getattr(t, s)))]
     leaks = tuple(_task_leaks(t, findings) for t in suite.tasks)
@@ -418,7 +295,7 @@ def drop_duplicates(suite: Suite) -> Suite:
         kept: dict[str, tuple[Example, ...]] = {}
         for split in SPLITS:
             items = getattr(task, split)
-            d = _scan_duplicates(items, task.kind)
+            d = scan_duplicates(items, task.spec)
             dropped = {i for i, _ in d.exact + d.normalized}
             kept[split] = tuple(ex for ex in items if ex.id not in dropped)
             if dropped:

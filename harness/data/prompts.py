@@ -12,18 +12,15 @@ DEFAULT_SYSTEM = "You are a precise legal assistant. Reply with the answer only,
 
 
 def user_text(task: Task, example: Example) -> str:
-    """The user turn for one example: the task's instruction, then the example.
-
-    Label and choice tasks are scored by the loglikelihood of each candidate as the answer, so the
-    candidates are not listed in the prompt (measured on SmolLM2-135M: listing them drops general
-    multiple-choice accuracy from 0.72 to 0.30, the model echoes the list instead of answering)."""
-    body = f"Text: {example.input}" if task.kind == "classification" else example.input
+    """The user turn for one example: the task's instruction, then the example as its kind shows it
+    (label and choice candidates are never listed: each is scored as the answer)."""
+    body = task.spec.show(example)
     return f"{task.instruction}\n\n{body}" if task.instruction else body
 
 
-def answer_text(example: Example) -> str:
+def answer_text(task: Task, example: Example) -> str:
     """The assistant turn a perfect model would write (used for shots and for training)."""
-    return example.target
+    return task.spec.answer(example)
 
 
 def zero_shot_prompt(task: Task, example: Example, system: str) -> Prompt:
@@ -35,7 +32,7 @@ def shots_prompt(task: Task, example: Example, shots: list[Example], system: str
     """A multi-turn chat: each shot as a user turn and its answer, then the example."""
     msgs = [Message("system", system)] if system else []
     for s in shots:
-        msgs += [Message("user", user_text(task, s)), Message("assistant", answer_text(s))]
+        msgs += [Message("user", user_text(task, s)), Message("assistant", answer_text(task, s))]
     return Prompt((*msgs, Message("user", user_text(task, example))))
 
 

@@ -1,132 +1,60 @@
 """Suites: a folder with `suite.toml`, JSONL splits and an optional `corpus/` of documents.
 
-`load_suite` validates everything before anything runs, and reports every problem with its
-file, line and field (`SuiteError`). See the README for the format.
+`load_suite_dir` validates everything before anything runs, and reports every problem with its
+file, line and field (`SuiteError`). Finding a suite by name or importing one from a public
+format is harness.data.catalog's job. See the README for the format.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.core.errors import HarnessError, SuiteError
+from harness.core.errors import SuiteError, validation_problems
 from harness.core.records import Document, Example
+from harness.data import kinds
+from harness.data.kinds import TaskKind
 
 MAX_LINE_BYTES = 1 << 20
 SPLITS = ("train", "dev", "test")
 CORPUS_SUFFIXES = (".md", ".txt")
 
-Kind = Literal["short-answer", "classification", "multiple-choice", "language-modeling"]
-
-
-# ---------------------------------------------------------------- item schemas (one per kind)
-class _Item(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True)
-    id: str = Field(min_length=1)
-
-
-class ShortAnswerItem(_Item):
-    question: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
-    aliases: list[str] = []
-
-
-class ClassificationItem(_Item):
-    text: str = Field(min_length=1)
-    label: str = Field(min_length=1)
-
-
-class MultipleChoiceItem(_Item):
-    question: str = Field(min_length=1)
-    choices: list[str] = Field(min_length=2)
-    answer: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _answer_in_choices(self) -> MultipleChoiceItem:
-        if len(set(self.choices)) != len(self.choices):
-            raise ValueError("choices must be distinct")
-        if self.answer not in self.choices:
-            raise ValueError(f"answer {self.answer!r} is not one of the choices")
-        return self
-
-
-class TextItem(_Item):
-    text: str = Field(min_length=1)
-
-
-def _meta(item: BaseModel) -> dict[str, Any]:
-    return dict(item.model_extra or {})
-
-
-def _short_answer(task: str, it: ShortAnswerItem, _: tuple[str, ...]) -> Example:
-    return Example(it.id, task, it.question, it.answer, tuple(it.aliases), (), _meta(it))
-
-
-def _classification(task: str, it: ClassificationItem, labels: tuple[str, ...]) -> Example:
-    return Example(it.id, task, it.text, it.label, (), labels, _meta(it))
-
-
-def _multiple_choice(task: str, it: MultipleChoiceItem, _: tuple[str, ...]) -> Example:
-    return Example(it.id, task, it.question, it.answer, (), tuple(it.choices), _meta(it))
-
-
-def _text(task: str, it: TextItem, _: tuple[str, ...]) -> Example:
-    return Example(it.id, task, it.text, "", (), (), _meta(it))
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    item: type[_Item]
-    to_example: Callable[[str, Any, tuple[str, ...]], Example]
-    metrics: tuple[str, ...]
-    """Allowed metrics; the first ones are the defaults."""
-    instruction: str
-
-
-KINDS: dict[str, KindSpec] = {
-    "short-answer": KindSpec(
-        ShortAnswerItem, _short_answer, ("exact_match", "f1"), "Answer the question with a short phrase."
-    ),
-    "classification": KindSpec(
-        ClassificationItem, _classification, ("accuracy", "balanced_accuracy"),
-        "Classify the text. Answer with one label.",
-    ),
-    "multiple-choice": KindSpec(
-        MultipleChoiceItem, _multiple_choice, ("accuracy",), "Answer the question."
-    ),
-    "language-modeling": KindSpec(TextItem, _text, ("cross_entropy",), ""),
-}
-
-
 # ---------------------------------------------------------------- suite.toml schema
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Kind
+    kind: str
+    """A registered task kind (harness.data.kinds)."""
     splits: dict[Literal["train", "dev", "test"], str]
     metrics: list[str] | None = None
     labels: list[str] | None = None
     instruction: str | None = None
     max_new_tokens: int = Field(32, ge=1, le=2048)
 
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, name: str) -> str:
+        if name not in kinds.names():
+            raise ValueError(f"unknown kind {name!r} (known: {', '.join(kinds.names())})")
+        return name
+
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
-        allowed = KINDS[self.kind].metrics
+        kind = kinds.get(self.kind)
+        allowed = kind.metrics
         for m in self.metrics or []:
             if m not in allowed:
                 raise ValueError(f"unknown metric {m!r} for kind {self.kind!r} (allowed: {', '.join(allowed)})")
         if "test" not in self.splits:
             raise ValueError("splits must include 'test'")
-        if self.kind == "classification" and not self.labels:
-            raise ValueError("a classification task needs 'labels'")
+        if kind.needs_labels and not self.labels:
+            raise ValueError(f"a {self.kind} task needs 'labels'")
         if self.labels and len(set(self.labels)) != len(self.labels):
             raise ValueError("labels must be distinct")
         return self
@@ -148,7 +76,8 @@ class SuiteSpec(BaseModel):
 @dataclass(frozen=True)
 class Task:
     name: str
-    kind: Kind
+    kind: str
+    """The name of its TaskKind (see `spec`)."""
     instruction: str
     metrics: tuple[str, ...]
     labels: tuple[str, ...]
@@ -156,6 +85,11 @@ class Task:
     train: tuple[Example, ...]
     dev: tuple[Example, ...]
     test: tuple[Example, ...]
+
+    @property
+    def spec(self) -> TaskKind:
+        """Everything the harness does with this task's kind (harness.data.kinds)."""
+        return kinds.get(self.kind)
 
 
 @dataclass(frozen=True)
@@ -178,14 +112,6 @@ class Suite:
         return next(t for t in self.tasks if t.name == name)
 
 
-def _pydantic_problems(where: str, err: ValidationError) -> list[str]:
-    out = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        out.append(f"{where}: field '{loc}': {e['msg']}")
-    return out
-
-
 def _read_spec(path: Path) -> SuiteSpec:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -196,7 +122,7 @@ def _read_spec(path: Path) -> SuiteSpec:
     try:
         return SuiteSpec.model_validate(raw)
     except ValidationError as e:
-        raise SuiteError(_pydantic_problems(str(path), e)) from None
+        raise SuiteError(validation_problems(str(path), e)) from None
 
 
 def _jsonl_lines(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -225,17 +151,18 @@ def _jsonl_lines(path: Path, problems: list[str]) -> Iterator[tuple[int, dict[st
 
 
 def _load_split(path: Path, task: str, spec: TaskSpec, problems: list[str]) -> tuple[Example, ...]:
-    kind = KINDS[spec.kind]
+    kind = kinds.get(spec.kind)
     labels = tuple(spec.labels or ())
     out: list[Example] = []
     for n, obj in _jsonl_lines(path, problems):
         try:
             item = kind.item.model_validate(obj)
         except ValidationError as e:
-            problems.extend(_pydantic_problems(f"{path}:{n}", e))
+            problems.extend(validation_problems(f"{path}:{n}", e))
             continue
-        if labels and isinstance(item, ClassificationItem) and item.label not in labels:
-            problems.append(f"{path}:{n}: field 'label': {item.label!r} is not one of the task's labels")
+        target = kind.fields[1]
+        if labels and kind.needs_labels and getattr(item, target) not in labels:
+            problems.append(f"{path}:{n}: field '{target}': {getattr(item, target)!r} is not one of the task's labels")
             continue
         out.append(kind.to_example(task, item, labels))
     return tuple(out)
@@ -256,8 +183,8 @@ def _load_task(root: Path, name: str, spec: TaskSpec, problems: list[str]) -> Ta
     return Task(
         name=name,
         kind=spec.kind,
-        instruction=spec.instruction if spec.instruction is not None else KINDS[spec.kind].instruction,
-        metrics=tuple(spec.metrics or KINDS[spec.kind].metrics),
+        instruction=spec.instruction if spec.instruction is not None else kinds.get(spec.kind).instruction,
+        metrics=tuple(spec.metrics or kinds.get(spec.kind).metrics),
         labels=tuple(spec.labels or ()),
         max_new_tokens=spec.max_new_tokens,
         train=splits["train"],
@@ -331,68 +258,3 @@ def load_suite_dir(root: Path) -> Suite:
         data_hash=_data_hash(root, spec),
         source=dict(spec.source or {}),
     )
-
-
-# ---------------------------------------------------------------- finding suites by name
-def suite_search_path() -> list[Path]:
-    """Where named suites are looked up: $HARNESS_SUITES_PATH, ./suites, then the built-in suites."""
-    env = [Path(p) for p in os.environ.get("HARNESS_SUITES_PATH", "").split(os.pathsep) if p]
-    builtin = Path(__file__).resolve().parent.parent / "suites"
-    return [*env, Path.cwd() / "suites", builtin]
-
-
-def available_suites() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for base in suite_search_path():
-        if base.is_dir():
-            for d in sorted(base.iterdir()):
-                if (d / "suite.toml").is_file():
-                    found.setdefault(d.name, d.resolve())
-    return found
-
-
-def _adapter_ref(ref: str) -> tuple[str, str] | None:
-    """(format, source) for a ref like `contractnli:data/dev.json` whose format is registered."""
-    fmt, sep, source = ref.partition(":")
-    if not sep or Path(ref).exists():
-        return None
-    from harness.data.formats import formats
-
-    return (fmt, source) if fmt in formats() else None
-
-
-def resolve_suite(ref: str) -> Path:
-    """A suite folder from a name (searched on the suite path), a path to a folder, or
-    `<format>:<path>`: the source imported once into the cache (see harness.data.formats)."""
-    path = Path(ref).expanduser()
-    if (path / "suite.toml").is_file():
-        return path.resolve()
-    if adapter := _adapter_ref(ref):
-        from harness.data.formats import cached_import
-
-        return cached_import(*adapter)
-    known = available_suites()
-    if ref in known:
-        return known[ref]
-    if path.exists():
-        raise HarnessError(f"{path}: no suite.toml in this folder")
-    fmt, sep, _ = ref.partition(":")
-    if sep and len(fmt) > 1:
-        from harness.data.formats import formats
-
-        raise HarnessError(f"unknown suite {ref!r}: {fmt!r} is not a known format (formats: {', '.join(formats())})")
-    hint = difflib.get_close_matches(ref, list(known), n=1)
-    msg = f"unknown suite {ref!r}"
-    msg += f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(known) or 'none'})"
-    raise HarnessError(msg)
-
-
-def load_suite(ref: str, dedupe: bool = True) -> Suite:
-    """The suite `ref` names (see `resolve_suite`), validated; with `dedupe`, duplicate items inside
-    a split are dropped (the first kept) and counted in `Suite.notes` (see harness.data.hygiene)."""
-    suite = load_suite_dir(resolve_suite(ref))
-    if not dedupe:
-        return suite
-    from harness.data.hygiene import drop_duplicates
-
-    return drop_duplicates(suite)

@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.core.errors import HarnessError, validation_message
 from harness.decide.analysis import Analysis, StrategySummary
 from harness.decide.cost import DEFAULT_PRICES, Cost, fmt_count, fmt_usd, strategy_cost
-from harness.core.errors import HarnessError
 
 Criterion = Literal["accuracy", "cost", "latency", "forgetting"]
 ALPHA = 0.05
@@ -90,6 +90,22 @@ def parse_weights(text: str | None) -> dict[str, float]:
         if not math.isfinite(out[key.strip()]) or out[key.strip()] < 0:
             raise HarnessError(f"--weights: {part.strip()!r} needs a number >= 0")
     return out
+
+
+def merge_constraints(base: Mapping[str, Any] | None = None, **flags: Any) -> dict[str, Any]:
+    """`base` (a run.toml [decide] table or the constraints saved with a run) with the `flags` that
+    were given (None: not given; `weights` may be "accuracy=1,cost=0.5"), validated; the fields that
+    differ from the defaults, as plain JSON values."""
+    from pydantic import ValidationError
+
+    data = dict(base or {})
+    if isinstance(flags.get("weights"), str):
+        flags["weights"] = parse_weights(flags["weights"])
+    data.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return Constraints.model_validate(data).model_dump(mode="json", exclude_defaults=True)
+    except ValidationError as e:
+        raise HarnessError(validation_message("constraints", e)) from None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from harness.core.records import Prompt
 
 if TYPE_CHECKING:
-    from harness.model.load import ModelSpec
+    from harness.model.spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""Supervised fine-tuning shared by every weight strategy: the suite's train split as chat
-instruction/response pairs, loss on the response tokens only, validation on the dev split,
-early stopping on dev loss and the best checkpoint kept. Uses transformers' Trainer.
-
-Weight strategies differ only in how they prepare the model (LoRA, QLoRA, DoRA, full); the data,
-the budget rules and the loop are the same for all, so comparisons are fair.
+"""The training loop every weight strategy shares: transformers' Trainer on token rows (input_ids
+and labels, -100 where no loss is taken), right-padded batches, validation on dev rows every
+`eval_every` steps, early stopping on dev loss with the best checkpoint kept, checkpoints that let a
+killed training resume. What the rows contain (the suite's task rows, replay, a corpus) and how many
+processes train is decided above, in harness.strategy.training.
 """
 
 from __future__ import annotations
@@ -12,25 +11,25 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from harness.core.faults import kill_point
-from harness.data.prompts import DEFAULT_SYSTEM, answer_text, zero_shot_prompt
-from harness.core.records import Example
-from harness.model.runtime import ModelRuntime
-from harness.strategy.protocol import StrategyOptions
-from harness.data.suites import Suite
+from harness.core.options import StrategyOptions
+
+Rows = list[dict[str, list[int]]]
+"""Token rows: {"input_ids": [...], "labels": [...]} (labels -100 where no loss is taken)."""
 
 
-class TrainOptions(StrategyOptions):
-    """Training budget and optimizer, the same fields for every weight strategy."""
+class LoopOptions(StrategyOptions):
+    """The training loop's budget and optimizer (harness.strategy.training.TrainOptions adds the data
+    and process options every weight strategy shares)."""
 
     learning_rate: float = Field(2e-4, gt=0, le=1.0)
     epochs: float = Field(2.0, gt=0, le=100)
@@ -45,29 +44,14 @@ class TrainOptions(StrategyOptions):
     warmup_steps: int = Field(0, ge=0)
     eval_every: int = Field(10, ge=1, description="Optimizer steps between dev evaluations.")
     patience: int = Field(3, ge=1, description="Dev evaluations without improvement before stopping.")
-    update_docs: int = Field(0, ge=0, description="Hold out train items of N documents; time learning them after.")
-    system: str = Field(DEFAULT_SYSTEM, description="System prompt of the training conversations.")
-    processes: int | Literal["auto"] = Field(
-        "auto", description="Data-parallel training processes (torchrun + the trainer's DDP; gloo on CPU, nccl "
-        "on CUDA), each taking batch_size / processes rows of every global batch, so the training is the same. "
-        "auto: one per CUDA device when there are several, else 1.")
 
-    @model_validator(mode="after")
-    def _batch_splits(self) -> TrainOptions:
-        if isinstance(self.processes, int) and (self.processes < 1 or self.batch_size % self.processes):
-            raise ValueError(f"processes ({self.processes}) must be >= 1 and divide batch_size ({self.batch_size})")
-        return self
 
-    def process_count(self, device: str) -> int:
-        """`processes`, with auto resolved: the most CUDA devices (up to all) that divide batch_size."""
-        if self.processes != "auto":
-            return int(self.processes)
-        if not device.startswith("cuda"):
-            return 1
-        import torch
-
-        devices = torch.cuda.device_count()
-        return max(n for n in range(1, max(1, devices) + 1) if self.batch_size % n == 0)
+def step_budget(o: LoopOptions, device: str) -> int:
+    """Optimizer steps one training may take (-1: the epoch budget decides): `max_steps`, capped on
+    CPU by `cpu_max_steps` (0: no cap)."""
+    if not device.startswith("cuda") and o.cpu_max_steps:
+        return o.cpu_max_steps if o.max_steps < 0 else min(o.max_steps, o.cpu_max_steps)
+    return o.max_steps
 
 
 def world_size() -> int:
@@ -80,23 +64,6 @@ def in_worker() -> bool:
 
 
 @dataclass(frozen=True)
-class Launch:
-    """What a worker process needs to rebuild the same trainable model: the strategy class (import
-    path, and its file for plugins loaded from a file), its options, the model and the cell's seed,
-    device, cache folder. The weights themselves travel as safetensors (harness.strategy.distributed)."""
-
-    strategy: str
-    """module:qualname"""
-    strategy_file: str | None
-    options: dict[str, Any]
-    model: dict[str, str]
-    seed: int
-    device: str
-    cache_dir: str
-    processes: int
-
-
-@dataclass(frozen=True)
 class TrainResult:
     curve: tuple[dict[str, float], ...]
     """One row per logging/eval step: step, and train_loss or dev_loss."""
@@ -104,30 +71,10 @@ class TrainResult:
     best_dev_loss: float | None
     steps: int
     stopped_early: bool
-
-
-def sft_pairs(rt: ModelRuntime, suite: Suite, split: Literal["train", "dev"], system: str) -> list[tuple[str, str]]:
-    """(prompt text, response text) for every example of `split`, rendered as evaluation renders it."""
-    out = []
-    for task in suite.tasks:
-        if task.kind == "language-modeling":
-            continue
-        examples: Sequence[Example] = task.train if split == "train" else task.dev
-        for ex in examples:
-            out.append((rt.render(zero_shot_prompt(task, ex, system)), answer_text(ex)))
-    return out
-
-
-def tokenize_pairs(rt: ModelRuntime, pairs: list[tuple[str, str]], max_len: int) -> list[dict[str, list[int]]]:
-    """input_ids and labels (-100 on the prompt) for each pair; the response ends with end-of-turn."""
-    eos = rt.tokenizer.eos_token or ""
-    rows = []
-    for prompt, response in pairs:
-        p, r = rt.encode(prompt), rt.encode(response + eos)
-        ids = (p + r)[-max_len:]
-        labels = ([-100] * len(p) + r)[-max_len:]
-        rows.append({"input_ids": ids, "labels": labels})
-    return rows
+    extras: dict[str, float] = field(default_factory=dict)
+    """What the strategy's training function adds to the record's extras (e.g. replay rows)."""
+    notes: str = ""
+    """A sentence for the record's notes (e.g. where the replay rows came from)."""
 
 
 class PadCollator:
@@ -156,13 +103,11 @@ def _curve(log_history: list[dict[str, Any]]) -> tuple[dict[str, float], ...]:
     return tuple(rows)
 
 
-def train_args(o: TrainOptions, out: Path, seed: int, device: str, has_dev: bool, optim: str | None = None) -> Any:
+def train_args(o: LoopOptions, out: Path, seed: int, device: str, has_dev: bool, optim: str | None = None) -> Any:
     from transformers import TrainingArguments
 
     extra: dict[str, Any] = {"optim": optim} if optim else {}
-    max_steps = o.max_steps
-    if not device.startswith("cuda") and o.cpu_max_steps:
-        max_steps = o.cpu_max_steps if max_steps < 0 else min(max_steps, o.cpu_max_steps)
+    max_steps = step_budget(o, device)
     # Checkpoints every eval_every steps, optimizer and RNG states included, so a killed training
     # resumes where it stopped (see sft_train); with a dev split, the best one is kept and loaded.
     eval_kw: dict[str, Any] = dict(save_strategy="steps", save_steps=o.eval_every, save_total_limit=1)
@@ -204,17 +149,6 @@ def _kill_point_after_save() -> Any:
     return KillPointAfterSave()
 
 
-def text_rows(rt: ModelRuntime, texts: Sequence[str], max_len: int) -> list[dict[str, list[int]]]:
-    """Plain next-token-loss rows (every token is a label), each text ending with end-of-text:
-    continued pretraining and general-text replay (see strategies/continued.py, rehearsal.py)."""
-    eos = rt.tokenizer.eos_token or ""
-    rows = []
-    for text in texts:
-        ids = rt.encode(text + eos)[:max_len]
-        rows.append({"input_ids": ids, "labels": list(ids)})
-    return rows
-
-
 DevEvalHook = Callable[[int, float], None]
 """Called with (optimizer step, dev loss) after each dev evaluation; may raise to stop training
 (hyperparameter search prunes a trial this way, see harness.run.tune)."""
@@ -243,28 +177,8 @@ def _dev_eval_callback(hooks: tuple[DevEvalHook, ...]) -> Any:
     return DevEvalHooks()
 
 
-def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: Path, seed: int,
-              device: str, optim: str | None = None, extra_train: Sequence[dict[str, list[int]]] = (),
-              extra_dev: Sequence[dict[str, list[int]]] = (), launch: Launch | None = None) -> TrainResult:
-    """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss.
-    `extra_train`/`extra_dev` are further token rows (input_ids, labels) mixed into either split.
-    With `launch` asking for several processes, training runs data-parallel in worker processes
-    (harness.strategy.distributed) and the trained weights are loaded back into `model`."""
-    train = tokenize_pairs(rt, sft_pairs(rt, suite, "train", o.system), o.max_seq_len) + list(extra_train)
-    dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", o.system), o.max_seq_len) + list(extra_dev)
-    if not train:
-        from harness.core.errors import Unsupported
-
-        raise Unsupported(f"suite {suite.name!r} has no train examples to fine-tune on")
-    if launch is not None and launch.processes > 1 and not in_worker():
-        from harness.strategy.distributed import train_in_processes
-
-        return train_in_processes(launch, model, train, dev, o, rt.tokenizer.pad_token_id, out, optim)
-    return fit_rows(model, rt.tokenizer.pad_token_id, train, dev, o, out, seed, device, optim)
-
-
 def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: list[dict[str, list[int]]],
-             o: TrainOptions, out: Path, seed: int, device: str, optim: str | None = None) -> TrainResult:
+             o: LoopOptions, out: Path, seed: int, device: str, optim: str | None = None) -> TrainResult:
     """The training loop itself (transformers' Trainer), on token rows; under torchrun it is the
     trainer's own data-parallel training (DDP), one shard of every global batch per process."""
     from datasets import Dataset
@@ -294,14 +208,3 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
     return TrainResult(curve, tokens, best, state, stopped_early=state < planned)
 
 
-def split_by_documents(suite: Suite, doc_ids: set[str]) -> tuple[Suite, Suite]:
-    """(suite without the train/dev items of `doc_ids`, suite with only those train items): the first
-    trains the model, the second is the 'new knowledge' a knowledge update must absorb."""
-    from dataclasses import replace
-
-    def keep(examples: Sequence[Example], new: bool) -> tuple[Example, ...]:
-        return tuple(e for e in examples if (e.meta.get("doc_id") in doc_ids) == new)
-
-    old = tuple(replace(t, train=keep(t.train, False), dev=keep(t.dev, False)) for t in suite.tasks)
-    new = tuple(replace(t, train=keep(t.train, True), dev=()) for t in suite.tasks)
-    return replace(suite, tasks=old), replace(suite, tasks=new)

@@ -49,6 +49,9 @@ class RunReport:
     """How each strategy was tuned (`compare --tune-trials`; rows of harness.run.tune.report_rows)."""
     data_notes: tuple[str, ...] = ()
     """What the suite's checks found at load: duplicates dropped, leaks, carved splits (Suite.notes)."""
+    baseline: str = "zero-shot"
+    """The strategy every other one is tested against per task, and whose prompts RAG's extra tokens are
+    counted against (compare's `baseline`)."""
     schema_version: int = 1
 
 
@@ -111,10 +114,11 @@ def _mean_meta(rec: CellRecord, key: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _retrieval_rows(records: list[CellRecord]) -> list[dict[str, Any]]:
+def _retrieval_rows(records: list[CellRecord], baseline_strategy: str) -> list[dict[str, Any]]:
     """Retrieval costs for cells whose strategy retrieved: index, per-query time, extra prompt tokens
-    against the zero-shot cell of the same seed, and the knowledge-update figure."""
-    baseline = {r.seed: r.latency.prompt_tokens_mean for r in records if r.strategy == "zero-shot" and r.latency}
+    against the baseline's cell of the same seed, and the knowledge-update figure."""
+    baseline = {r.seed: r.latency.prompt_tokens_mean for r in records
+                if r.strategy == baseline_strategy and r.latency}
     rows = []
     for rec in records:
         per_query = _mean_meta(rec, "retrieval_s")
@@ -146,23 +150,24 @@ def _item_scores(rec: CellRecord, task: str, metric: str) -> dict[str, float]:
     return {p.example_id: p.scores[metric] for p in rec.predictions if p.task == task and metric in p.scores}
 
 
-def _significance(records: list[CellRecord]) -> list[dict[str, Any]]:
-    """Per task: each cell's main per-item metric (F1 if present) with a 95% bootstrap CI, and a paired test of each
-    strategy against zero-shot (same seed, same items)."""
+def _significance(records: list[CellRecord], baseline: str) -> list[dict[str, Any]]:
+    """Per task: each cell's main per-item metric with a 95% bootstrap CI, and a paired test of each
+    strategy against the baseline strategy (same seed, same items)."""
     from harness.core.stats import bootstrap_ci, paired_test
+    from harness.data.kinds import main_metric
 
     ok = [r for r in records if r.status == "ok"]
+    kinds = {t.task: t.kind for r in ok for t in r.tasks}
     out = []
     for task, metrics in _task_columns(ok):
-        ranked = sorted(metrics, key=lambda m: m != "f1")  # F1 separates weak answers; exact match rarely does
-        metric = next((m for m in ranked if any(_item_scores(r, task, m) for r in ok)), None)
+        metric = main_metric(kinds[task], [m for m in metrics if any(_item_scores(r, task, m) for r in ok)])
         if metric is None:
             continue
         rows = []
         for r in ok:
             scores = _item_scores(r, task, metric)
             ci = bootstrap_ci(list(scores.values()), seed=r.seed)
-            base = next((b for b in ok if b.strategy == "zero-shot" and b.seed == r.seed), None)
+            base = next((b for b in ok if b.strategy == baseline and b.seed == r.seed), None)
             test = None
             if base is not None and base is not r:
                 test = paired_test(r.strategy, scores, base.strategy, _item_scores(base, task, metric), seed=r.seed)
@@ -210,8 +215,8 @@ def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
         "task_columns": _task_columns(records),
         "retention_columns": _retention_columns(records),
         "retention_suite": next((r.retention.suite for r in records if r.retention), None),
-        "retrieval": _retrieval_rows(records),
-        "significance": _significance(records),
+        "retrieval": _retrieval_rows(records, report.baseline),
+        "significance": _significance(records, report.baseline), "baseline": report.baseline,
         "training_data": training_data(records),
         "provenance": prov,
         "fmt": _fmt,
@@ -249,7 +254,8 @@ def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> Decis
 
 def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
               constraints: dict[str, Any] | None = None,
-              tuning: tuple[dict[str, Any], ...] = (), data_notes: tuple[str, ...] = ()) -> tuple[RunReport, Decision]:
+              tuning: tuple[dict[str, Any], ...] = (), data_notes: tuple[str, ...] = (),
+              baseline: str = "zero-shot") -> tuple[RunReport, Decision]:
     """Copy the records into the run folder, write report.json, render markdown and HTML."""
     refs = []
     for rec in records:
@@ -259,7 +265,7 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
         refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
     first = records[0]
     report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
-                       constraints or {}, tuning, data_notes)
+                       constraints or {}, tuning, data_notes, baseline)
     atomic_write_text(run_dir / "report.json", to_json(report))
     return report, render(report, records, run_dir)
 

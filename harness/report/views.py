@@ -8,10 +8,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.records import CellRecord
 from harness.decide.analysis import Analysis, StrategySummary, cell_item_scores, main_metric
 from harness.decide.cost import Cost, break_evens, fmt_count, fmt_usd
 from harness.decide.decision import Constraints, Decision
-from harness.core.records import CellRecord
 from harness.report import charts
 
 BROWSER_TEXT = 80

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, validation_message
 
 
 class CompareConfig(BaseModel):
@@ -34,8 +34,16 @@ class CompareConfig(BaseModel):
         "local", description="Where cells run: in this process, or as Ray tasks (pip install 'harness[ray]').")
     ray_address: str | None = Field(
         None, description="Ray cluster to join (`auto` or host:port); default: a private local cluster per run.")
+    baseline: str = Field("zero-shot", description="The strategy the report tests every other against, per task.")
+    device: str | None = Field(None, description="cpu, cuda or cuda:N; default: cuda when present.")
+    tune_trials: int | None = Field(None, ge=1, description="Tune every strategy that has a search space with the "
+                                    "same N trials on dev first (harness tune); cached.")
+    tune_jobs: int = Field(1, ge=1, description="Worker processes per study when tuning.")
+    mlflow: bool = Field(False, description="Log each cell as an MLflow run in the run folder (mlflow/mlflow.db).")
+    mlflow_uri: str | None = Field(None, description="Log to this MLflow tracking URI instead (implies mlflow).")
     decide: dict[str, Any] = Field(
-        default_factory=dict, description="Decision constraints and prices ([decide] in run.toml; see harness.decide.decision)."
+        default_factory=dict,
+        description="Decision constraints and prices ([decide] in run.toml; see harness.decide.decision).",
     )
     options: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-strategy options: [options.few-shot] k = 3."
@@ -58,13 +66,6 @@ class CompareConfig(BaseModel):
         return data
 
 
-def _problems(where: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return f"{where}: field '{loc}': {first['msg']}{more}"
-
-
 def load_config(path: Path | None, overrides: dict[str, Any]) -> CompareConfig:
     """Merge the TOML file (if any) with the CLI overrides that were actually given."""
     data: dict[str, Any] = {}
@@ -81,4 +82,4 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> CompareConfig:
     try:
         return CompareConfig.model_validate(data)
     except ValidationError as e:
-        raise HarnessError(_problems(where, e)) from None
+        raise HarnessError(validation_message(where, e)) from None

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.core.cache import atomic_write_text
 from harness.core.errors import HarnessError
-from harness.core.faults import kill_point
 from harness.core.records import CellRecord, from_json, to_json
 
 if TYPE_CHECKING:
     from harness.run.config import CompareConfig
+    from harness.run.plan import Cell, Plan
     from harness.run.remote import RemoteOut
-    from harness.run.runner import Cell, Plan, Runner
+    from harness.run.runner import Runner
 
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "memory")
 """What a strategy may declare in its optional `resources` class attribute (Ray's task options;
@@ -106,8 +106,8 @@ _worker_state: dict[str, Any] = {}
 
 
 def _worker_runner(task: CellTask) -> Runner:
-    from harness.strategy.registry import Registry
     from harness.run.runner import Runner
+    from harness.strategy.registry import Registry
 
     key = (task.plan.run_id, task.cells_dir, task.device, task.trust_remote_code, task.plugins, task.remote)
     if _worker_state.get("key") != key:
@@ -127,14 +127,7 @@ def run_cell_task(task: CellTask, cell: Cell) -> str:
     """The Ray task body (runs on a worker): the cell's record as JSON, written to the cells folder
     first (and pushed to the URL, if --out is one). A record already there (an earlier attempt
     finished it, on this node or another) is returned, not recomputed."""
-    runner = _worker_runner(task)
-    rec = runner.cached(cell)
-    if rec is None:
-        kill_point("cell-start")
-        rec = runner.run_cell(cell)
-        runner.save_record(cell, rec)
-        kill_point("between-cells")
-    return to_json(rec)
+    return to_json(_worker_runner(task).reuse_or_run(cell))
 
 
 def import_ray() -> Any:

@@ -54,7 +54,7 @@ def is_url(value: object) -> bool:
 
 def staging_dir(url: str) -> Path:
     """The local folder a compare to `url` works in, on this machine (see the module docstring)."""
-    from harness.model.load import cache_root
+    from harness.core.cache import cache_root
 
     return cache_root() / "staging" / stable_hash(url.rstrip("/"))
 

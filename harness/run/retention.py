@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.core.cache import atomic_write_text, stable_hash
-from harness.data.evaluation import evaluate_task
 from harness.core.faults import kill_point
-from harness.data.prompts import zero_shot_prompt
 from harness.core.records import Retention, TaskResult, from_json, to_json
-from harness.model.runtime import ModelRuntime
+from harness.data.evaluation import evaluate_task
+from harness.data.prompts import zero_shot_prompt
 from harness.data.suites import Suite
+from harness.model.runtime import ModelRuntime
 
 
 def score_retention(rt: ModelRuntime, suite: Suite, limit: int | None,

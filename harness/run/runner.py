@@ -9,113 +9,27 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from harness.core.cache import atomic_write_text, stable_hash
-from harness.run.config import CompareConfig
-from harness.core.errors import HarnessError, Unsupported
-from harness.data.evaluation import evaluate_task
+from harness.core.cache import atomic_write_text, cache_root
+from harness.core.errors import Unsupported
 from harness.core.faults import kill_point
 from harness.core.measure import measure, summarize_latency
-from harness.model.load import ModelSpec, cache_root, load_runtime, pick_device
 from harness.core.provenance import now, provenance
-from harness.core.records import SCHEMA_VERSION, CellRecord, Prediction, Retention, TaskResult, from_json, to_json
-from harness.strategy.registry import Registry
+from harness.core.records import CellRecord, Prediction, Retention, TaskResult, from_json, to_json
+from harness.data.evaluation import evaluate_task
+from harness.model.load import load_runtime, pick_device
+from harness.model.runtime import ModelRuntime
+from harness.run.plan import Cell, Plan
 from harness.run.remote import RemoteOut
 from harness.run.retention import RetentionProbe
-from harness.model.runtime import ModelRuntime
 from harness.strategy.protocol import RunContext
-from harness.data.suites import Suite, load_suite, load_suite_dir
+from harness.strategy.registry import Registry
 
 Event = Callable[..., None]
 REUSABLE = ("ok", "skipped")
-
-
-@dataclass(frozen=True)
-class Cell:
-    strategy: str
-    options: dict[str, Any]
-    seed: int
-    cell_id: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    suite: Suite
-    model: ModelSpec
-    cells: tuple[Cell, ...]
-    limit: int | None
-    batch_size: int | None
-    """Evaluation batch size; None: chosen per task from free memory."""
-    run_id: str
-    retention: Suite | None = None
-
-    def items_per_cell(self) -> int:
-        suites = [self.suite] + ([self.retention] if self.retention else [])
-        return sum(len(t.test[: self.limit]) for s in suites for t in s.tasks)
-
-
-def cell_id(suite: Suite, model: ModelSpec, strategy: str, options: dict[str, Any], seed: int,
-            limit: int | None, retention: Suite | None = None, device: str = "cpu") -> str:
-    return stable_hash({
-        "schema": SCHEMA_VERSION, "suite": suite.data_hash, "model": model.identity,
-        "strategy": strategy, "options": options, "seed": seed, "limit": limit,
-        "retention": retention.data_hash if retention else None, "device": device.split(":")[0],
-    })
-
-
-def retention_suite(cfg: CompareConfig, suite: Suite) -> Suite | None:
-    """The suite's retention suite (a sibling folder or any suite name), unless turned off."""
-    if not cfg.retention or not suite.retention:
-        return None
-    sibling = suite.root.parent / suite.retention
-    return load_suite_dir(sibling) if (sibling / "suite.toml").is_file() else load_suite(suite.retention)
-
-
-def _validated_options(registry: Registry, name: str, raw: dict[str, Any]) -> dict[str, Any]:
-    cls = registry.get(name)
-    try:
-        return cls.Options.model_validate(raw).model_dump(mode="json")
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise HarnessError(f"options.{name}.{loc}: {err['msg']}") from None
-
-
-DEFAULT_STRATEGIES = ("zero-shot", "few-shot", "rag", "lora", "qlora", "dora", "full-ft")
-"""What a compare runs when no strategy is named: one of each approach the decision is about.
-`all` runs every registered strategy (plugins and the other built-ins included)."""
-
-
-def strategy_names(cfg: CompareConfig, registry: Registry) -> list[str]:
-    """The requested strategies; the default set when none were named; every one that loads for `all`."""
-    if cfg.strategies == ["all"]:
-        return sorted(registry.load_all())
-    names = list(dict.fromkeys(cfg.strategies or DEFAULT_STRATEGIES))
-    for name in names:
-        registry.get(name)
-    return names
-
-
-def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry, device: str = "cpu") -> Plan:
-    names = strategy_names(cfg, registry)
-    for name in cfg.options:
-        registry.get(name)  # options for a strategy that does not exist: say which
-    retention = retention_suite(cfg, suite)
-    cells = []
-    for name in names:
-        opts = _validated_options(registry, name, cfg.options.get(name, {}))
-        for seed in cfg.seeds:
-            cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device)
-            cells.append(Cell(name, opts, seed, cid))
-    run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
-    batch = None if cfg.batch_size == "auto" else cfg.batch_size
-    return Plan(suite, model, tuple(cells), cfg.limit, batch, run_id, retention)
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -174,20 +88,23 @@ class Runner:
         """Every cell of the plan, reusing finished records. The caller holds the folder's lock, so
         temporary files left by a killed earlier run are garbage: they are removed first."""
         self.remove_stale_temp()
-        records = []
-        for cell in self.plan.cells:
-            rec = self.cached(cell)
-            if rec is not None:
-                self.emit("cell_cached", cell=cell, record=rec)
-            else:
-                kill_point("cell-start")
-                self.emit("cell_start", cell=cell)
-                rec = self.run_cell(cell)
-                self.save_record(cell, rec)
-                self.emit("cell_done", cell=cell, record=rec)
-                kill_point("between-cells")
-            records.append(rec)
-        return records
+        return [self.reuse_or_run(cell) for cell in self.plan.cells]
+
+    def reuse_or_run(self, cell: Cell, compute: Callable[[Cell], CellRecord] | None = None) -> CellRecord:
+        """The cell's finished record if there is one (here or at the URL); else compute it (`compute`,
+        default `run_cell`) and save it atomically before returning. The one place a cell is reused or
+        run: the local loop, Ray workers and tuning trials all come here."""
+        rec = self.cached(cell)
+        if rec is not None:
+            self.emit("cell_cached", cell=cell, record=rec)
+            return rec
+        kill_point("cell-start")
+        self.emit("cell_start", cell=cell)
+        rec = (compute or self.run_cell)(cell)
+        self.save_record(cell, rec)
+        self.emit("cell_done", cell=cell, record=rec)
+        kill_point("between-cells")
+        return rec
 
     def remove_stale_temp(self) -> None:
         """Temporary files of records a killed run was writing. Only the holder of the folder's lock
@@ -263,7 +180,7 @@ class Runner:
                 results.append(r)
                 self.emit("task_done", cell=cell, task=task.name, n=len(examples))
                 kill_point("task-done")
-        queries = [p for p, t in zip(preds, self._kinds(preds), strict=True) if t != "language-modeling"]
+        queries = [p for p, query in zip(preds, self._queries(preds), strict=True) if query]
         return CellRecord(
             **self._header(cell), status="ok", tasks=tuple(results), predictions=tuple(preds), adapt=adapt,
             latency=summarize_latency(queries, ev.wall_s, batch_size), eval_wall_s=ev.wall_s,
@@ -283,9 +200,10 @@ class Runner:
         self.emit("task_done", cell=cell, task="retention", n=n)
         return result
 
-    def _kinds(self, preds: list[Prediction]) -> list[str]:
-        kinds = {t.name: t.kind for t in self.plan.suite.tasks}
-        return [kinds[p.task] for p in preds]
+    def _queries(self, preds: list[Prediction]) -> list[bool]:
+        """Whether each prediction answers a user query (latency counts it; language modeling does not)."""
+        query = {t.name: t.spec.query for t in self.plan.suite.tasks}
+        return [query[p.task] for p in preds]
 
 
 def _reusable(path: Path) -> CellRecord | None:

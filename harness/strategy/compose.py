@@ -15,8 +15,9 @@ from pydantic import Field, create_model
 
 from harness.core.errors import HarnessError
 from harness.core.records import AdaptReport, Example, Prompt
-from harness.strategy.protocol import Adapted, RunContext, Strategy, StrategyOptions
 from harness.data.suites import Suite, Task
+from harness.strategy.protocol import Adapted, RunContext, Strategy, StrategyOptions
+from harness.strategy.search import hybrid_space, space_of
 
 
 def merge_reports(weights: AdaptReport, context: AdaptReport) -> AdaptReport:
@@ -37,6 +38,7 @@ def compose(context: type[Strategy], weights: type[Strategy]) -> type[Strategy]:
             f"a hybrid is <context strategy>+<weights strategy>; {context.name!r} is {context.family} and "
             f"{weights.name!r} is {weights.family}"
         )
+    space = hybrid_space(space_of(context), space_of(weights))
     options: Any = create_model(
         f"{context.__name__}{weights.__name__}Options",
         __base__=StrategyOptions,
@@ -49,6 +51,7 @@ def compose(context: type[Strategy], weights: type[Strategy]) -> type[Strategy]:
         family: ClassVar[str] = "hybrid"
         description: ClassVar[str] = f"{context.name}'s context on {weights.name}'s weights"
         Options: ClassVar[type[StrategyOptions]] = options
+        search_space = staticmethod(space) if space else None
 
         def __init__(self, opts: Any):
             self.context = context(opts.context)

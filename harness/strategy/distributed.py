@@ -2,8 +2,8 @@
 
 The parent (the cell's process) writes a job folder and starts `torchrun --standalone` on this
 module. Every worker rebuilds the strategy's trainable model from the strategy class and options
-(`training.Launch`), loads the parent's current trainable weights into it (so a second training,
-like a knowledge update, continues from the first), and runs `training.fit_rows`: the Trainer sees
+(`Launch`), loads the parent's current trainable weights into it (so a second training,
+like a knowledge update, continues from the first), and runs `harness.model.training.fit_rows`: the Trainer sees
 torchrun's environment and trains with DDP (gloo on CPU, nccl on CUDA), each process taking
 batch_size / processes rows of every global batch. Rank 0 writes the trained weights and the
 result; the parent loads them back into its model. Only JSON and safetensors cross processes.
@@ -20,16 +20,32 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core.cache import atomic_write_text
 from harness.core.errors import HarnessError
-from harness.model.training import Launch, TrainOptions, TrainResult, fit_rows
+from harness.model.training import LoopOptions, Rows, TrainResult, fit_rows
 
 JOB, INITIAL, TRAINED, RESULT = "job.json", "initial.safetensors", "trained.safetensors", "result.json"
-Rows = list[dict[str, list[int]]]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a worker process needs to rebuild the same trainable model: the strategy class (import
+    path, and its file for plugins loaded from a file), its options, the model and the cell's seed,
+    device, cache folder. The weights themselves travel as safetensors (harness.strategy.distributed)."""
+
+    strategy: str
+    """module:qualname"""
+    strategy_file: str | None
+    options: dict[str, Any]
+    model: dict[str, str]
+    seed: int
+    device: str
+    cache_dir: str
+    processes: int
 
 
 def launch_for(strategy: Any, options: Any, run: Any, processes: int) -> Launch:
@@ -66,7 +82,7 @@ def load_trainable(model: Any, path: Path) -> None:
             params[name].copy_(value.to(params[name].device, params[name].dtype))
 
 
-def train_in_processes(launch: Launch, model: Any, train: Rows, dev: Rows, o: TrainOptions, pad_id: int,
+def train_in_processes(launch: Launch, model: Any, train: Rows, dev: Rows, o: LoopOptions, pad_id: int,
                        out: Path, optim: str | None) -> TrainResult:
     """Train `model` in place with `launch.processes` torchrun workers under the training options `o`
     (the strategy's, or a variant of them); the workers' checkpoints live in `out`, so a killed run
@@ -89,8 +105,7 @@ def train_in_processes(launch: Launch, model: Any, train: Rows, dev: Rows, o: Tr
     result = json.loads((out / RESULT).read_text())
     for name in (INITIAL, TRAINED, JOB):
         (out / name).unlink(missing_ok=True)
-    return TrainResult(tuple(result["curve"]), result["train_tokens"], result["best_dev_loss"], result["steps"],
-                       result["stopped_early"])
+    return TrainResult(**{**result, "curve": tuple(result["curve"])})
 
 
 def _import_strategy(ref: str, source: str | None) -> Any:
@@ -117,7 +132,8 @@ def worker(job_path: Path) -> None:
     """One torchrun worker: rebuild, load the parent's weights, train; rank 0 writes the results."""
     from transformers import set_seed
 
-    from harness.model.load import ModelSpec, load_runtime
+    from harness.model.load import load_runtime
+    from harness.model.spec import ModelSpec
     from harness.strategy.protocol import RunContext
 
     job = json.loads(job_path.read_text())

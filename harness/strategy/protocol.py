@@ -15,22 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+from harness.core.options import StrategyOptions
 from harness.core.records import AdaptReport, Example, Prompt
 
 if TYPE_CHECKING:
-    from harness.model.load import ModelSpec
-    from harness.model.runtime import ModelRuntime
     from harness.data.suites import Suite, Task
+    from harness.model.runtime import ModelRuntime
+    from harness.model.spec import ModelSpec
 
 Family = Literal["context", "weights", "hybrid"]
-
-
-class StrategyOptions(BaseModel):
-    """Base for a strategy's options: validated, unknown keys rejected, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,7 @@
 Entries are lazy (`module:Class` strings): a strategy's module is imported only when it is used or
 listed. A plugin that fails to load is recorded with its error instead of breaking the CLI.
 
-Which installed plugins load, as in pytest and llm: HARNESS_DISABLE_PLUGIN_AUTOLOAD=1 loads only
-the strategies harness itself ships (a `--plugin` file still loads); HARNESS_PLUGINS=dist-a,dist-b
-loads third-party strategies only from those distributions (empty: none).
+Which installed plugins load: harness.core.plugins (HARNESS_DISABLE_PLUGIN_AUTOLOAD, HARNESS_PLUGINS).
 """
 
 from __future__ import annotations
@@ -13,29 +11,17 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-import os
 import sys
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.core.plugins import allowed_entry_points
 from harness.strategy.protocol import Strategy
 
 GROUP = "harness.strategies"
-BUILTIN_DIST = "harness"
-
-
-def plugin_allowed(dist: str) -> bool:
-    """Whether entry points of distribution `dist` load, given the two environment variables."""
-    if dist == BUILTIN_DIST:
-        return True
-    if os.environ.get("HARNESS_DISABLE_PLUGIN_AUTOLOAD"):
-        return False
-    allow = os.environ.get("HARNESS_PLUGINS")
-    return allow is None or dist in {d.strip() for d in allow.split(",") if d.strip()}
 
 
 @dataclass(frozen=True)
@@ -61,10 +47,8 @@ class Registry:
     def discover(cls) -> Registry:
         """All strategies declared by installed distributions."""
         reg = cls()
-        for ep in entry_points(group=GROUP):
-            dist = ep.dist.name if ep.dist else "?"
-            if plugin_allowed(dist):
-                reg.add(Entry(ep.name, ep.value, dist))
+        for ep, dist in allowed_entry_points(GROUP):
+            reg.add(Entry(ep.name, ep.value, dist))
         return reg
 
     def add(self, entry: Entry) -> None:

@@ -1,10 +1,12 @@
 """Adapters: public datasets in their native formats, and your own tables, turned into normal suites.
 
-An adapter is a function `read(source, options) -> SuiteData` (see `common`). The registry maps a
-format name to it as a lazy "module:function" string, so an adapter's imports load only when it is
-used; `register` adds a format of your own. `import_suite` writes the suite folder and validates it
-with the same loader as every other suite; `cached_import` does that once per source and options in
-the cache folder, for `harness compare --suite <format>:<path>`.
+An adapter is a function `read(source, options) -> SuiteData` (see `common`). Formats register
+through the `harness.formats` entry-point group, the built-ins exactly like a plugin's (`mmlu =
+"harness.data.formats.mmlu:read"` in pyproject), as lazy "module:function" targets, so an
+adapter's imports load only when it is used; `register` adds one at run time. `import_suite`
+writes the suite folder and validates it with the same loader as every other suite;
+`cached_import` does that once per source and options in the cache folder, for
+`harness compare --suite <format>:<path>`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from harness.data.formats.common import ImportOptions, SuiteData, slug, write_suite
 from harness.core.errors import HarnessError, SuiteError
+from harness.core.plugins import allowed_entry_points
+from harness.data.formats.common import ImportOptions, SuiteData, slug, write_suite
 from harness.data.suites import Suite, load_suite_dir
 
 Adapter = Callable[[str, ImportOptions], SuiteData]
@@ -28,36 +31,39 @@ Adapter = Callable[[str, ImportOptions], SuiteData]
 CACHE_VERSION = "2"
 """Part of every cache key: bump it when an adapter's output changes for the same input."""
 
-_ADAPTERS: dict[str, str | Adapter] = {
-    "contractnli": "harness.data.formats.contractnli:read",
-    "legalbench": "harness.data.formats.legalbench:read",
-    "mmlu": "harness.data.formats.mmlu:read",
-    "table": "harness.data.formats.table:read",
-}
+GROUP = "harness.formats"
+_REGISTERED: dict[str, str | Adapter] = {}
+"""Formats added at run time by `register` (entry points are read on each lookup)."""
 
 __all__ = ["Adapter", "ImportOptions", "SuiteData", "cached_import", "formats", "get", "import_suite", "read",
            "register"]
 
 
+def _adapters() -> dict[str, str | Adapter]:
+    declared: dict[str, str | Adapter] = {ep.name: ep.value for ep, _ in allowed_entry_points(GROUP)}
+    return {**declared, **_REGISTERED}
+
+
 def formats() -> list[str]:
     """The registered format names."""
-    return sorted(_ADAPTERS)
+    return sorted(_adapters())
 
 
 def register(name: str, adapter: str | Adapter, replace_existing: bool = False) -> None:
-    """Register a format: a function, or "module:function" imported on first use."""
-    if name in _ADAPTERS and not replace_existing:
+    """Register a format at run time: a function, or "module:function" imported on first use."""
+    if name in _adapters() and not replace_existing:
         raise HarnessError(f"format {name!r} is already registered")
-    _ADAPTERS[name] = adapter
+    _REGISTERED[name] = adapter
 
 
 def get(name: str) -> Adapter:
     """The adapter of format `name`; an unknown name raises HarnessError with a suggestion."""
-    if name not in _ADAPTERS:
+    adapters = _adapters()
+    if name not in adapters:
         hint = difflib.get_close_matches(name, formats(), n=1)
         more = f"; did you mean {hint[0]!r}?" if hint else f" (formats: {', '.join(formats())})"
         raise HarnessError(f"unknown format {name!r}{more}")
-    target = _ADAPTERS[name]
+    target = adapters[name]
     if callable(target):
         return target
     module, _, func = target.partition(":")
@@ -150,7 +156,7 @@ def source_key(fmt: str, source: str, options: ImportOptions) -> str:
 def cached_import(fmt: str, source: str, options: ImportOptions | None = None) -> Path:
     """The suite folder of `source` imported with `options`, in `<cache>/suites/`, written on the
     first call and reused while the source files and options stay the same."""
-    from harness.model.load import cache_root
+    from harness.core.cache import cache_root
 
     options = options or ImportOptions()
     options = replace(options, name=options.name or default_name(fmt, source))

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.data.suites import Kind
 
 CSV_FIELD_LIMIT = 1 << 24
 
@@ -52,7 +51,8 @@ class TaskData:
     """One task being imported: its suite.toml entry and its JSONL objects per split."""
 
     name: str
-    kind: Kind
+    kind: str
+    """A task kind's name (harness.data.kinds)."""
     splits: dict[str, list[dict[str, Any]]]
     """train / dev / test -> the JSONL objects, in the fields the task kind requires."""
     labels: tuple[str, ...] = ()

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.core.errors import HarnessError, SuiteError, validation_problems
 from harness.data.formats.common import (
     ImportOptions,
     SuiteData,
@@ -33,8 +34,7 @@ from harness.data.formats.common import (
     source_record,
 )
 from harness.data.formats.splits import carve, describe
-from harness.core.errors import HarnessError, SuiteError
-from harness.data.suites import _pydantic_problems
+from harness.data.kinds import CLASSIFICATION
 
 LABELS = ("Entailment", "Contradiction", "NotMentioned")
 LICENSE = "CC BY 4.0: ContractNLI, Koreeda and Manning (2021), https://stanfordnlp.github.io/contract-nli/"
@@ -74,7 +74,7 @@ def _parse(path: Path) -> _Release:
     try:
         return _Release.model_validate(read_json(path))
     except ValidationError as e:
-        raise SuiteError(_pydantic_problems(str(path), e)) from None
+        raise SuiteError(validation_problems(str(path), e)) from None
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -134,7 +134,7 @@ def read(source: str, options: ImportOptions) -> SuiteData:
         pooled = [it for items in by_file.values() for it in items]
         by_file = carve(pooled, options.seed, group=lambda it: it["doc_id"])
         carved = describe(options.seed, "document")
-    task = TaskData("contractnli", "classification", {s: by_file.get(s, []) for s in ("train", "dev", "test")},
+    task = TaskData("contractnli", CLASSIFICATION.name, {s: by_file.get(s, []) for s in ("train", "dev", "test")},
                     LABELS, ("accuracy", "balanced_accuracy"), INSTRUCTION, 8)
     description = (f"ContractNLI: does each non-disclosure agreement entail, contradict or not mention each of "
                    f"17 hypotheses? {len(corpus)} agreements in corpus/, one item per (agreement, hypothesis).")

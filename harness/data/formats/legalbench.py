@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import HarnessError
 from harness.data.formats.common import (
     ImportOptions,
     SuiteData,
@@ -34,9 +35,8 @@ from harness.data.formats.common import (
     source_record,
 )
 from harness.data.formats.splits import carve, describe
-from harness.core.errors import HarnessError
 from harness.data.hygiene import normalize
-from harness.data.suites import Kind
+from harness.data.kinds import CLASSIFICATION, SHORT_ANSWER, TaskKind
 
 TARGET_COLUMNS = ("answer", "label")
 ID_COLUMNS = ("index", "idx", "id")
@@ -112,32 +112,32 @@ def _readme(folder: Path) -> dict[str, str]:
     return {k.strip().lower(): re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", v).strip() for k, v in found}
 
 
-def _item(row: _Row, kind: Kind) -> dict[str, Any]:
-    text_key, target_key = ("text", "label") if kind == "classification" else ("question", "answer")
+def _item(row: _Row, kind: TaskKind) -> dict[str, Any]:
+    text_key, target_key = kind.fields
     meta = {(f"source_{k}" if k in ("id", text_key, target_key) else k): v for k, v in row.meta.items()}
     return {"id": row.id, text_key: row.input, target_key: row.target, **meta}
 
 
-def _kind(rows: list[_Row]) -> tuple[Kind, tuple[str, ...]]:
+def _kind(rows: list[_Row]) -> tuple[TaskKind, tuple[str, ...]]:
     values = distinct([r.target for r in rows])
     if len(values) <= MAX_LABELS and 2 * len(values) <= len(rows):
-        return "classification", tuple(sorted(values))
-    return "short-answer", ()
+        return CLASSIFICATION, tuple(sorted(values))
+    return SHORT_ANSWER, ()
 
 
-def _instruction(summary: str, kind: Kind, labels: tuple[str, ...]) -> str | None:
+def _instruction(summary: str, kind: TaskKind, labels: tuple[str, ...]) -> str | None:
     if not summary:
         return None
-    if kind != "classification":
+    if kind is not CLASSIFICATION:
         return f"{summary} Answer with a short phrase."
     return f"{summary} Answer {' or '.join(labels)}." if len(labels) <= 6 else f"{summary} Answer with one label."
 
 
-def _carve(train: list[_Row], test: list[_Row], kind: Kind, seed: int) -> dict[str, list[_Row]]:
+def _carve(train: list[_Row], test: list[_Row], kind: TaskKind, seed: int) -> dict[str, list[_Row]]:
     """Carve train/dev/test out of test.tsv. Rows repeating a few-shot example's text go to train
     with it (they would otherwise leak into dev or test)."""
     shots = {normalize(r.input) for r in train}
-    label = (lambda r: r.target) if kind == "classification" else None
+    label = (lambda r: r.target) if kind.needs_labels else None
     parts = carve([r for r in test if normalize(r.input) not in shots], seed, group=lambda r: normalize(r.input),
                   label=label)
     seen = [r for r in test if normalize(r.input) in shots]
@@ -154,8 +154,8 @@ def _task(folder: Path, options: ImportOptions) -> tuple[TaskData, str]:
     if options.carve:
         splits = _carve(train, test, kind, options.seed)
     readme = _readme(folder)
-    metrics = ("accuracy", "balanced_accuracy") if kind == "classification" else ("exact_match", "f1")
-    task = TaskData(name, kind, {s: [_item(r, kind) for r in rows] for s, rows in splits.items()}, labels, metrics,
+    items = {s: [_item(r, kind) for r in rows] for s, rows in splits.items()}
+    task = TaskData(name, kind.name, items, labels, kind.metrics,
                     _instruction(readme.get("task summary", ""), kind, labels), 16 if labels else 64)
     license = re.sub(r"(?i)\bcc by\b", "CC BY", readme.get("license", "see the task's README in LegalBench"))
     return task, license

@@ -15,6 +15,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import HarnessError
 from harness.data.formats.common import (
     ImportOptions,
     SuiteData,
@@ -25,8 +26,8 @@ from harness.data.formats.common import (
     source_record,
 )
 from harness.data.formats.splits import carve, describe
-from harness.core.errors import HarnessError
 from harness.data.hygiene import normalize
+from harness.data.kinds import MULTIPLE_CHOICE
 
 FOLDERS = ("dev", "val", "test")
 LETTERS = "ABCD"
@@ -94,7 +95,7 @@ def _task(subject: str, files: dict[str, Path], options: ImportOptions) -> tuple
     else:
         splits = {"train": items.get("dev", []), "dev": [], "test": items["val"]}
     words = subject.replace("_", " ")
-    task = TaskData(subject, "multiple-choice", splits, (), ("accuracy",), f"Answer the question about {words}.")
+    task = TaskData(subject, MULTIPLE_CHOICE.name, splits, (), ("accuracy",), f"Answer the question about {words}.")
     return task, merged
 
 

@@ -39,6 +39,8 @@ from typing import Any, Literal
 import tomllib
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from harness.core.errors import HarnessError, SuiteError, validation_problems
+from harness.data import kinds
 from harness.data.formats.common import (
     ImportOptions,
     SuiteData,
@@ -50,9 +52,8 @@ from harness.data.formats.common import (
     source_record,
 )
 from harness.data.formats.splits import carve, describe
-from harness.core.errors import HarnessError, SuiteError
 from harness.data.hygiene import normalize
-from harness.data.suites import KINDS, Kind, _pydantic_problems
+from harness.data.kinds import CLASSIFICATION, LANGUAGE_MODELING, MULTIPLE_CHOICE, SHORT_ANSWER
 
 SPLIT_NAMES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev", "val": "dev", "test": "test"}
 SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
@@ -74,7 +75,7 @@ class Mapping(BaseModel):
     """The column-mapping TOML; unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Kind = "short-answer"
+    kind: str = SHORT_ANSWER.name
     task: str | None = None
     description: str = ""
     license: str = ""
@@ -88,10 +89,13 @@ class Mapping(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Mapping:
-        if self.kind != "language-modeling" and self.columns.target is None:
+        known = (SHORT_ANSWER, CLASSIFICATION, MULTIPLE_CHOICE, LANGUAGE_MODELING)
+        if self.kind not in [k.name for k in known]:
+            raise ValueError(f"kind {self.kind!r}: a table maps to one of {', '.join(k.name for k in known)}")
+        if kinds.get(self.kind).fields[1] and self.columns.target is None:
             raise ValueError(f"a {self.kind} task needs columns.target")
-        if self.kind == "multiple-choice" and self.columns.choices is None:
-            raise ValueError("a multiple-choice task needs columns.choices")
+        if self.kind == MULTIPLE_CHOICE.name and self.columns.choices is None:
+            raise ValueError(f"a {self.kind} task needs columns.choices")
         return self
 
 
@@ -114,7 +118,7 @@ def load_mapping(path: Path) -> Mapping:
     try:
         return Mapping.model_validate(raw)
     except ValidationError as e:
-        raise SuiteError(_pydantic_problems(str(path), e)) from None
+        raise SuiteError(validation_problems(str(path), e)) from None
 
 
 def mapping_files(path: Path) -> list[Path]:
@@ -260,19 +264,17 @@ def _answer(row: _Row, column: str, choices: list[str]) -> str:
 
 def _fields(row: _Row, m: Mapping) -> dict[str, Any]:
     """The kind's JSONL fields of one row (without id and metadata)."""
-    cols, kind = m.columns, m.kind
-    text_key = "text" if kind in ("classification", "language-modeling") else "question"
+    cols, kind = m.columns, kinds.get(m.kind)
+    text_key, target_key = kind.fields
     out: dict[str, Any] = {text_key: _text(row, cols.input)}
-    if kind == "language-modeling" or cols.target is None:
+    if not target_key or cols.target is None:
         return out
-    if kind == "multiple-choice" and cols.choices is not None:
+    if kind is MULTIPLE_CHOICE and cols.choices is not None:
         choices = [_text(row, c) for c in cols.choices] if isinstance(cols.choices, list) else _list(row, cols.choices)
         out.update(choices=list(dict.fromkeys(choices)), answer=_answer(row, cols.target, choices))
-    elif kind == "classification":
-        out["label"] = _text(row, cols.target).strip()
     else:
-        out["answer"] = _text(row, cols.target).strip()
-        if cols.aliases:
+        out[target_key] = _text(row, cols.target).strip()
+        if kind is SHORT_ANSWER and cols.aliases:
             out["aliases"] = _list(row, cols.aliases)
     return out
 
@@ -319,23 +321,26 @@ def _splits(pairs: list[tuple[str, dict[str, Any]]], m: Mapping, options: Import
         by_split.setdefault(split, []).append(it)
     if by_split["test"] and not by_split.get(UNSPLIT) and not options.carve:
         return by_split, ""
-    text_key = "text" if m.kind in ("classification", "language-modeling") else "question"
+    kind = kinds.get(m.kind)
+    text_key, target_key = kind.fields
     group_col = m.columns.group
     group = (lambda it: str(it[group_col])) if group_col else (lambda it: normalize(it[text_key]))
-    label = (lambda it: it["label"]) if m.kind == "classification" else None
+    label = (lambda it: it[target_key]) if kind.needs_labels else None
     carved = carve([it for _, it in pairs], options.seed, group=group, label=label)
     by = f"column {group_col}" if group_col else "identical text"
     return carved, describe(options.seed, by + (", stratified by label" if label else ""))
 
 
 def _labels(rows: list[_Row], items: Items, m: Mapping) -> tuple[str, ...]:
-    if m.kind != "classification":
+    kind = kinds.get(m.kind)
+    if not kind.needs_labels:
         return ()
+    target = kind.fields[1]
     if not m.labels:
-        return tuple(sorted({it["label"] for it in items}))
+        return tuple(sorted({it[target] for it in items}))
     for row, it in zip(rows, items, strict=True):
-        if it["label"] not in m.labels:
-            raise HarnessError(f"{row.where}: field '{m.columns.target}': {it['label']!r} is not one of the labels")
+        if it[target] not in m.labels:
+            raise HarnessError(f"{row.where}: field '{m.columns.target}': {it[target]!r} is not one of the labels")
     return tuple(m.labels)
 
 
@@ -351,7 +356,7 @@ def read(source: str, options: ImportOptions) -> SuiteData:
     _check_ids(rows, items)
     splits, carved = _splits([(_split_of(r, m), it) for r, it in zip(rows, items, strict=True)], m, options)
     labels = _labels(rows, items, m)
-    data = TaskData(task, m.kind, splits, labels, KINDS[m.kind].metrics, m.instruction)
+    data = TaskData(task, m.kind, splits, labels, kinds.get(m.kind).metrics, m.instruction)
     record = source_record("table", source, options, **({"carved": carved} if carved else {}))
     description = m.description or f"Imported from {data_source} with the column mapping {mapping_path.name}."
     return SuiteData(options.name or task, description, m.license, (data,), record)
