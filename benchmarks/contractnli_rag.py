@@ -73,8 +73,8 @@ def retrieval_only(suite: Suite, options: dict[str, Any]) -> dict[str, Any]:
     base = Rag(Rag.Options.model_validate(options))
     run: Any = SimpleNamespace(cache_dir=cache_root(), device="cpu")
     t0 = time.perf_counter()
-    base.index, extras = base._index_for(run, sorted(suite.corpus, key=lambda d: d.id))
-    rows["index"] = {"chunks": len(base.index.chunks), "reused": bool(extras["index_reused"]),
+    base.index, _, cached = base._index_for(run, sorted(suite.corpus, key=lambda d: d.id))
+    rows["index"] = {"chunks": len(base.index.chunks), "reused": bool(cached),
                      "load_or_build_s": time.perf_counter() - t0}
     for scope in ("document", "corpus"):
         rag = Rag(Rag.Options.model_validate({**options, "scope": scope}))

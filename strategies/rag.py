@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from harness.core.cache import atomic_write_text
 from harness.core.errors import HarnessError
 from harness.data.kinds import SHORT_ANSWER
-from harness.model.embeddings import DEFAULT_EMBEDDER, embed
+from harness.model.embeddings import DEFAULT_EMBEDDER, embed, embed_flops
 from harness.model.retrieval import IndexKind, VectorIndex, chunk_corpus, index_key
 from harness.strategy import (
     DEFAULT_SYSTEM,
@@ -86,34 +86,40 @@ class Rag:
         docs = sorted(suite.corpus, key=lambda d: d.id)
         n_new = min(self.options.update_docs, len(docs) - 1)
         base_docs, new_docs = docs[: len(docs) - n_new], docs[len(docs) - n_new :]
-        self.index, extras = self._index_for(run, base_docs)
+        self.index, extras, cached = self._index_for(run, base_docs)
         update = self._absorb(new_docs, suite) if new_docs else None
         adapted = unchanged_weights(run)
         report = AdaptReport(total_params=adapted.report.total_params, artifact_bytes=int(extras["index_bytes"]),
-                             extras=extras, update=update, notes="index reused from cache"
-                             if extras["index_reused"] else "index built")
+                             extras=extras, update=update, cached=cached)
         return Adapted(adapted.runtime, report)
 
     def _chunking(self) -> dict[str, Any]:
         o = self.options
-        return {"size": o.chunk_size, "overlap": o.overlap, "boundary": o.boundary, "index": o.index,
+        return {"size": o.chunk_size, "overlap": o.overlap, "boundary": o.boundary, "index": o.index, "meta": 2,
                 "threshold": o.hnsw_threshold}
 
-    def _index_for(self, run: RunContext, docs: list[Document]) -> tuple[VectorIndex, dict[str, float]]:
+    def _index_for(self, run: RunContext, docs: list[Document]
+                   ) -> tuple[VectorIndex, dict[str, float], dict[str, float]]:
+        """The index, its figures (the same whether built now or loaded: build time, chunks, bytes) and
+        what the cache saved (provenance: load time, and the build time it did not spend)."""
         folder = run.cache_dir / "rag" / index_key(docs, self._chunking(), self.options.embedder)
+        t0 = time.perf_counter()
         cached = VectorIndex.load(folder)
         if cached is not None:
             meta = json.loads((folder / "meta.json").read_text())
-            return cached, {**meta, "index_reused": 1.0, "index_bytes": float(cached.nbytes(folder))}
+            load_s = time.perf_counter() - t0
+            saved = {"index_load_s": load_s, "reused_s": max(0.0, meta["index_build_s"] - load_s)}
+            return cached, {**meta, "index_bytes": float(cached.nbytes(folder))}, saved
         o = self.options
         t0 = time.perf_counter()
         chunks = chunk_corpus(docs, o.chunk_size, o.overlap, o.boundary)
         vectors = embed([c.text for c in chunks], o.embedder, run.device)
         index = VectorIndex.build(vectors, chunks, o.index, o.hnsw_threshold)
-        meta = {"index_build_s": time.perf_counter() - t0, "index_chunks": float(len(chunks))}
+        meta = {"index_build_s": time.perf_counter() - t0, "index_chunks": float(len(chunks)),
+                "index_flops": embed_flops([c.text for c in chunks], o.embedder, run.device)}
         index.save(folder)
         atomic_write_text(folder / "meta.json", json.dumps(meta))
-        return index, {**meta, "index_reused": 0.0, "index_bytes": float(index.nbytes(folder))}
+        return index, {**meta, "index_bytes": float(index.nbytes(folder))}, {}
 
     def _absorb(self, docs: list[Document], suite: Suite) -> KnowledgeUpdate:
         """Add held-out documents to the live index; check their questions now find them."""

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness_strategies.weights import LoraOptions, default_learning_rate, lora_or_full
+from harness_strategies.weights import LoraOptions, lora_or_full, method_rates
 from pydantic import Field
 
 from harness.core.errors import HarnessError
@@ -48,7 +48,9 @@ class RehearsalOptions(LoraOptions):
     method: Literal["lora", "full-ft"] = Field("lora", description="What trains: LoRA adapters (the LoRA "
                                                 "options apply) or every weight of a copy.")
     learning_rate: float | None = Field(None, gt=0, le=1.0, description="None: the method's default "
-                                        "(lora 1e-3, full-ft 1e-4).")
+                                        "(lora 2e-4, full-ft 2e-5).")
+    cpu_learning_rate: float | None = Field(None, gt=0, le=1.0, description="Under the CPU step cap; None: the "
+                                            "method's default (lora 1e-3, full-ft 1e-4).")
     replay_fraction: float = Field(0.25, ge=0, lt=1, description="Share of the training rows that are "
                                    "general-text replay (0: none, the plain method).")
     replay_path: str | None = Field(None, description="JSONL of {id, text} replay paragraphs; None: "
@@ -119,7 +121,7 @@ class Rehearsal:
         """The method's own training, with replay rows added; the method's default learning rate
         (the lora or full-ft default) unless one is set."""
         o = self.options
-        budget = o.model_copy(update={"learning_rate": o.learning_rate or default_learning_rate(o.method)})
+        budget = o.model_copy(update=method_rates(o))
         n_task = len(sft_pairs(call.runtime, call.suite, "train", o.system))
         source = replay_source(call.suite, o.replay_path)
         n = replay_count(n_task, o.replay_fraction)

@@ -42,7 +42,9 @@ def frozen_copy(base: ModelRuntime) -> Any:
 
 
 class Ia3Options(TrainOptions):
-    learning_rate: float = Field(5e-3, gt=0, le=1.0, description="IA3 vectors start at 1 and need a larger rate.")
+    learning_rate: float = Field(3e-3, gt=0, le=1.0, description="IA3 vectors start at 1 and need a larger rate "
+                                 "(the IA3 paper's 3e-3).")
+    cpu_learning_rate: float | None = Field(5e-3, gt=0, le=1.0, description="Under the CPU step cap.")
     target_modules: list[str] = Field(["k_proj", "v_proj", "down_proj"], min_length=1)
     feedforward_modules: list[str] = Field(["down_proj"], description="Targets scaled on their input.")
 
@@ -76,7 +78,8 @@ class Ia3:
 
 
 class LayerFreezeOptions(TrainOptions):
-    learning_rate: float = Field(1e-4, gt=0, le=1.0)
+    learning_rate: float = Field(2e-5, gt=0, le=1.0, description="As full fine-tuning.")
+    cpu_learning_rate: float | None = Field(1e-4, gt=0, le=1.0, description="Under the CPU step cap.")
     top_layers: int = Field(4, ge=1, description="Transformer layers trained, counted from the top (at most all).")
 
 
@@ -110,7 +113,8 @@ class LayerFreeze:
 
 
 class NormBiasOptions(TrainOptions):
-    learning_rate: float = Field(1e-3, gt=0, le=1.0)
+    learning_rate: float = Field(5e-4, gt=0, le=1.0, description="BitFit's range (1e-4 to 1e-3).")
+    cpu_learning_rate: float | None = Field(1e-3, gt=0, le=1.0, description="Under the CPU step cap.")
 
 
 class NormBias:

@@ -80,16 +80,16 @@ def prefixed_lm(base: Any, prefix: list[tuple[Any, Any]]) -> Any:
             return self.base.dtype
 
         def forward(self, input_ids: Any = None, attention_mask: Any = None, position_ids: Any = None,
-                    past_key_values: Any = None, **kwargs: Any) -> Any:
+                    cache: Any = None, **kwargs: Any) -> Any:
             """The base model's forward after the prefix; a given cache already holds it."""
-            if past_key_values is None:
-                past_key_values = prefix_cache(self.prefix, input_ids.shape[0], self.base.config)
+            if cache is None:
+                cache = prefix_cache(self.prefix, input_ids.shape[0], self.base.config)
             if attention_mask is not None:
                 attention_mask = prefix_mask(attention_mask, self.n_virtual)
             if position_ids is not None:
                 position_ids = position_ids + self.n_virtual
             return self.base(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past_key_values, **kwargs)
+                             cache=cache, **kwargs)
 
         def generate(self, input_ids: Any, attention_mask: Any, **kwargs: Any) -> Any:
             """The base model's own generate after the prefix: V placeholder ids stand for the cached
@@ -100,7 +100,10 @@ def prefixed_lm(base: Any, prefix: list[tuple[Any, Any]]) -> Any:
                               device=input_ids.device)
             out = self.base.generate(input_ids=torch.cat([held, input_ids], dim=1),
                                      attention_mask=prefix_mask(attention_mask, v),
-                                     past_key_values=prefix_cache(self.prefix, rows, self.base.config), **kwargs)
+                                     cache=prefix_cache(self.prefix, rows, self.base.config), **kwargs)
+            if hasattr(out, "sequences"):  # return_dict_in_generate: the same, as an output object
+                out.sequences = out.sequences[:, v:]
+                return out
             return out[:, v:]
 
     return PrefixedLM().eval()
@@ -123,7 +126,7 @@ def virtual_prefix(peft_model: Any) -> list[tuple[Any, Any]]:
             return [(k.clone(), v.clone()) for k, v in _cache_pairs(cache)]
         embeds = peft_model.get_prompt(batch_size=1).to(base.dtype)
         out = base(inputs_embeds=embeds, use_cache=True)
-        return [(k.clone(), v.clone()) for k, v in _cache_pairs(out.past_key_values)]
+        return [(k.clone(), v.clone()) for k, v in _cache_pairs(out.cache)]
 
 
 def prefixed_runtime(peft_model: Any, rt: ModelRuntime) -> ModelRuntime:

@@ -22,22 +22,30 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_model(folder: Path, seed: int = 0) -> Path:
-    """Write a 2-layer Llama (about 150k parameters; 64 wide so 4-bit blocks fit) and its tokenizer."""
+def build_tiny_model(folder: Path, seed: int = 0, base: bool = False) -> Path:
+    """Write a 2-layer Llama (about 150k parameters; 64 wide so 4-bit blocks fit) and its tokenizer: a
+    chat tokenizer (ChatML template), or with `base` one like Llama's and Gemma's base tokenizers: no
+    chat template, and a BOS put before every encoded text."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>", "</s>"]
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   bos_token="<|im_start|>", unk_token="<|endoftext|>")
-    fast.chat_template = CHATML
+    if base:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                           special_tokens=[("<s>", tok.token_to_id("<s>"))])
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<|endoftext|>",
+                                       bos_token="<s>", unk_token="<|endoftext|>")
+    else:
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                       bos_token="<|im_start|>", unk_token="<|endoftext|>")
+        fast.chat_template = CHATML
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
@@ -47,6 +55,20 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama behind a base tokenizer: no chat template, BOS before every text."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama-base"), base=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_runtime(tiny_base_model_dir: Path):
+    from harness.model.load import load_runtime
+    from harness.model.spec import resolve_model
+
+    return load_runtime(resolve_model(str(tiny_base_model_dir)), device="cpu")
 
 
 @pytest.fixture(scope="session")

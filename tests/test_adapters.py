@@ -96,7 +96,7 @@ def test_legalbench_tasks_folder(tmp_path):
     suite = import_suite("legalbench", str(LEGALBENCH), tmp_path / "lb")
     consent, notice = suite.task("consent_to_assign"), suite.task("notice_period")
     assert consent.kind == "classification" and consent.labels == ("No", "Yes")
-    assert consent.metrics == ("accuracy", "balanced_accuracy")
+    assert consent.metrics == ("accuracy", "accuracy_norm", "balanced_accuracy")
     assert (len(consent.train), len(consent.dev), len(consent.test)) == (6, 0, 48)
     assert consent.instruction.startswith("Does the clause require consent") and consent.instruction.endswith(
         "Answer No or Yes.")

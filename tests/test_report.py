@@ -56,9 +56,9 @@ def test_forgetting_is_shown_against_the_base_model(tmp_path: Path):
                     (TaskResult("mc", "multiple-choice", 10, {"accuracy": 0.6}),))
     write_run(tmp_path, "run-1", [replace(record("lora"), retention=ret)])
     md = (tmp_path / "report.md").read_text()
-    assert "## Forgetting on the retention suite (general)" in md
-    assert "| lora | 0 | 0.500 | -0.100 |" in md
-    assert "-0.100" in (tmp_path / "report.html").read_text()
+    assert "## Forgetting" in md and "| lora | +10.0 pt | – | – | – | measured |" in md  # an old record: no interval
+    assert "## Retention per seed (general)" in md and "| lora | 0 | 0.500 | -0.100 |" in md
+    assert "+10.0 pt" in (tmp_path / "report.html").read_text()
 
 
 def test_report_gives_intervals_and_paired_verdicts_against_zero_shot(tmp_path: Path):
@@ -84,7 +84,7 @@ def decision_records() -> list[CellRecord]:
 
     recs = [cell("zero-shot", [1] * 10 + [0] * 30, f1=[0.1] * 20),
             cell("few-shot", [1] * 25 + [0] * 15, f1=[0.3] * 20, p50_s=0.3),
-            cell("lora", [1] * 32 + [0] * 8, f1=[0.4] * 20, adapt_s=600, forgot=3.0),
+            cell("lora", [1] * 32 + [0] * 8, f1=[0.4] * 20, adapt_s=600, forgot=8.0),
             cell("qlora", [], status="skipped")]
     lora = recs[2]
     curve = ({"step": 5.0, "train_loss": 2.5}, {"step": 10.0, "dev_loss": 2.2}, {"step": 10.0, "train_loss": 2.0})
@@ -105,7 +105,7 @@ def test_decision_card_comes_first_and_charts_are_inline_and_linked(tmp_path: Pa
     md = (tmp_path / "report.md").read_text()
     assert md.index("## Decision: lora") < md.index("## Summary per strategy")
     assert "- [pareto](charts/pareto.svg)" in md
-    assert "lora vs zero-shot: +42.5 pt, significant" in md
+    assert "lora vs zero-shot: +42.5 pt \\[95% CI" in md and "significantly different" in md
 
 
 def test_item_browser_marks_disagreements(tmp_path: Path):
@@ -125,7 +125,7 @@ def test_report_reuses_saved_constraints_and_recommend_can_change_them(tmp_path:
     assert "Decision: few-shot" in (tmp_path / "report.html").read_text()
     render_run(tmp_path)
     assert "Decision: few-shot" in (tmp_path / "report.html").read_text()
-    recommend_cmd(tmp_path, None, 5.0, None, None, None, None, None, None, save=True)
+    recommend_cmd(tmp_path, None, 5.0, None, None, None, None, None, None, None, None, None, save=True)
     report, _ = load_run(tmp_path)
     assert report.constraints == {"max_forgetting_pt": 5.0}
     assert "Decision: lora" in (tmp_path / "report.html").read_text()

@@ -1,15 +1,8 @@
 import pytest
 import torch
+from tokens import brute_logprob
 
 from harness.core.records import Message, Prompt
-
-
-def brute_logprob(rt, context: str, continuation: str) -> float:
-    ctx, cont = rt.encode(context), rt.encode(continuation)
-    ids = torch.tensor([ctx + cont])
-    with torch.no_grad():
-        logp = torch.log_softmax(rt.model(input_ids=ids).logits[0].float(), -1)
-    return sum(float(logp[len(ctx) - 1 + j, cont[j]]) for j in range(len(cont)))
 
 
 def test_shared_prefix_loglikelihood_equals_full_forward(tiny_runtime):
@@ -18,7 +11,7 @@ def test_shared_prefix_loglikelihood_equals_full_forward(tiny_runtime):
     scored = tiny_runtime.loglikelihood(context, choices)
     for choice, lp in zip(choices, scored.logprobs, strict=True):
         assert lp == pytest.approx(brute_logprob(tiny_runtime, context, choice), abs=1e-4)
-    assert scored.prompt_tokens == len(tiny_runtime.encode(context))
+    assert scored.prompt_tokens == len(tiny_runtime.encode(context.rstrip()))
 
 
 def test_batched_generation_equals_one_at_a_time(tiny_runtime):
@@ -68,7 +61,7 @@ def test_batched_loglikelihood_equals_one_request_at_a_time(tiny_runtime):
         for choice, lp, lt in zip(choices, b.logprobs, t.logprobs, strict=True):
             assert lp == pytest.approx(brute_logprob(tiny_runtime, context, choice), abs=1e-4)
             assert lt == pytest.approx(lp, abs=1e-4)
-        assert b.prompt_tokens == len(tiny_runtime.encode(context))
+        assert b.prompt_tokens == len(tiny_runtime.encode(context.rstrip()))
 
 
 def test_token_batches_respect_size_and_token_budget():
@@ -80,7 +73,7 @@ def test_token_batches_respect_size_and_token_budget():
 
 
 def test_auto_batch_size_from_kv_cache_bytes(tiny_runtime, monkeypatch):
-    from harness.model import runtime
+    from harness.model import memory as runtime
     model = tiny_runtime.model
     per_token = 2 * 2 * (64 // 4) * 2 * 4  # layers x kv heads x head dim x (k, v) x fp32 bytes
     assert runtime.kv_bytes_per_token(model) == per_token
@@ -98,7 +91,7 @@ def test_auto_batch_size_from_kv_cache_bytes(tiny_runtime, monkeypatch):
 def test_free_memory_bytes_reads_cuda_or_ram(monkeypatch):
     import psutil
 
-    from harness.model.runtime import free_memory_bytes
+    from harness.model.memory import free_memory_bytes
 
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (123, 456))
     assert free_memory_bytes("cuda:0") == 123
@@ -155,11 +148,11 @@ def test_packed_and_copied_continuations_equal_brute_force(tiny_runtime, monkeyp
 def test_automatic_batch_size_gives_the_same_results(tiny_runtime, monkeypatch):
     """batch_size None picks the batch from free memory (here: 80 tokens' cache in half of it) and changes
     no result."""
-    from harness.model import runtime
+    from harness.model import memory, runtime
     chosen = []
-    auto = runtime.auto_batch_size
+    auto = memory.auto_batch_size
     monkeypatch.setattr(runtime, "auto_batch_size", lambda *a, **k: chosen.append(auto(*a, **k)) or chosen[-1])
-    monkeypatch.setattr(runtime, "free_memory_bytes", lambda device: 2 * 2 * 40 * runtime.kv_bytes_per_token(
+    monkeypatch.setattr(memory, "free_memory_bytes", lambda device: 2 * 2 * 40 * memory.kv_bytes_per_token(
         tiny_runtime.model))
     texts = ["Pay", "Either party may terminate this agreement.", "What is the capital of France?"]
     auto_gen, one_gen = tiny_runtime.generate(texts, 5, batch_size=None), tiny_runtime.generate(texts, 5, batch_size=1)

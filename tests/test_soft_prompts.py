@@ -5,6 +5,7 @@ and generate give one prompt at a time, for prompt tuning, P-tuning and prefix t
 import pytest
 import torch
 from harness_strategies.soft_prompts import PrefixTuning, PromptTuning, PTuning, prefixed_runtime
+from tokens import joint_split
 
 from harness.model.spec import resolve_model
 from harness.strategy.protocol import RunContext
@@ -28,7 +29,7 @@ def peft_model(cls, rt, seed=0):
 
 def peft_logprob(model, rt, context, continuation):
     """log P(continuation | context) from peft's forward on the unpadded sequence."""
-    ctx, cont = rt.encode(context), rt.encode(continuation)
+    ctx, cont = joint_split(rt.tokenizer, context, continuation, rt.chat)
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([ctx + cont])).logits[0].float()
     logits = logits[-(len(ctx) + len(cont)) :]  # prompt and P-tuning return the virtual positions too
@@ -37,13 +38,34 @@ def peft_logprob(model, rt, context, continuation):
 
 
 def peft_greedy(model, rt, text, n):
-    ids = torch.tensor([rt.encode(text)])
+    """Greedy text from peft's own forward, one full forward per token (no cache, no generate: under
+    transformers 5.24 peft's generate hands the prefix over as `past_key_values`, which is ignored)."""
+    ids = rt.encode(text)
+    out: list[int] = []
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
-                             eos_token_id=rt._stop_ids(), pad_token_id=rt.tokenizer.pad_token_id)
-    row = out[0, ids.shape[1] :].tolist()
-    stop = next((k for k, t in enumerate(row) if t in rt._stop_ids()), len(row))
-    return rt.tokenizer.decode(row[:stop], skip_special_tokens=True)
+        for _ in range(n):
+            nxt = int(model(input_ids=torch.tensor([ids + out])).logits[0, -1].argmax())
+            if nxt in rt._stop_ids():
+                break
+            out.append(nxt)
+    return rt.tokenizer.decode(out, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.name)
+def test_generation_sees_the_prefix(cls, tiny_runtime):
+    """The first generated token's logits come from the prefixed model: equal to peft's forward at the
+    last position, and far from the base model's (a dropped prefix fails here, whatever the text)."""
+    model = peft_model(cls, tiny_runtime)
+    rt = prefixed_runtime(model, tiny_runtime)
+    ids = torch.tensor([tiny_runtime.encode(CONTEXTS[0])])
+    kw = dict(attention_mask=torch.ones_like(ids), max_new_tokens=1, do_sample=False, output_logits=True,
+              return_dict_in_generate=True, pad_token_id=tiny_runtime.tokenizer.pad_token_id)
+    with torch.no_grad():
+        prefixed = rt.model.generate(ids, **kw).logits[0][0]
+        base = tiny_runtime.model.generate(input_ids=ids, **kw).logits[0][0]
+        want = model(input_ids=ids).logits[0, -1]
+    assert torch.allclose(prefixed, want, atol=1e-4)
+    assert (prefixed - base).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.name)
@@ -75,7 +97,7 @@ def test_token_nll_equals_peft_forward(cls, tiny_runtime):
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.name)
 def test_batched_greedy_text_equals_peft_generate(cls, tiny_runtime):
-    model = peft_model(cls, tiny_runtime, seed=1)
+    model = peft_model(cls, tiny_runtime, seed=2)
     rt = prefixed_runtime(model, tiny_runtime)
     got = [g.text for g in rt.generate(CONTEXTS, max_new_tokens=12, batch_size=3)]  # left-padded batch
     want = [peft_greedy(model, tiny_runtime, c, 12) for c in CONTEXTS]

@@ -15,7 +15,7 @@ def test_mini_suite_loads(mini_suite):
     assert qa.test[0].aliases == ("nine days", "9")
     assert qa.test[0].meta["doc_id"] == "pell-harbour-code"
     assert clauses.test[0].choices == ("payment", "termination", "confidentiality")
-    assert clauses.metrics == ("accuracy", "balanced_accuracy")
+    assert clauses.metrics == ("accuracy", "accuracy_norm", "balanced_accuracy")
     assert {d.id for d in mini_suite.corpus} == {"pell-harbour-code", "lanter-supply"}
     assert len(mini_suite.data_hash) == 64
 

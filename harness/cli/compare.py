@@ -159,14 +159,16 @@ def compare(
     months: int = C.MONTHS,
     weights: str = C.WEIGHTS,
     price_per_hour: float = C.PRICE,
+    margin_pt: float = C.MARGIN,
+    cost_basis: str = C.COST_BASIS,
+    updates_per_month: float = C.UPDATES,
 ) -> None:
     """Run strategies on a suite and write reports/<suite>/<run>/ with report.html, report.md and the
     JSON records of every cell, with a decision under the constraints given (see `harness recommend`).
 
-    A cell is one strategy with one seed. Finished cells are cached under reports/<suite>/cells/ by a
-    hash of everything that determines their result, so an interrupted compare resumes where it
-    stopped and an identical re-run reuses every cell. Exit code 0: all cells ran or were skipped with
-    a reason; 1: a cell failed; 2: bad input (nothing is written).
+    A cell is one strategy with one seed, cached under reports/<suite>/cells/ by a hash of everything
+    that determines its result: an interrupted compare resumes, an identical re-run reuses every cell.
+    Exit code 0: all cells ran or were skipped with a reason; 1: a cell failed; 2: bad input.
     """
     import harness.api as api
     from harness.run.config import load_config

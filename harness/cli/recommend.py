@@ -26,6 +26,9 @@ def recommend(
     months: int = C.MONTHS,
     weights: str = C.WEIGHTS,
     price_per_hour: float = C.PRICE,
+    margin_pt: float = C.MARGIN,
+    cost_basis: str = C.COST_BASIS,
+    updates_per_month: float = C.UPDATES,
     save: bool = typer.Option(False, "--save", help="Store these constraints in the run and re-render its report."),
 ) -> None:
     """Filter the run's strategies by the constraints, compute the Pareto front over score, cost,

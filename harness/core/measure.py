@@ -17,6 +17,8 @@ from harness.core.records import LatencySummary, Prediction
 class Measured:
     wall_s: float = 0.0
     peak_mem_bytes: int = 0
+    cpu_s: float = 0.0
+    """CPU time of this process (all its threads): the work done, whatever else the machine does."""
 
 
 def _rss_bytes() -> int:
@@ -44,10 +46,11 @@ def measure(device: str = "cpu", interval_s: float = 0.05) -> Iterator[Measured]
     sampler = threading.Thread(target=sample, daemon=True)
     if not cuda:
         sampler.start()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         yield result
     finally:
+        result.cpu_s = time.process_time() - c0
         result.wall_s = time.perf_counter() - t0
         stop.set()
         if cuda:

@@ -10,6 +10,10 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
+
+EVALUATE_MODULE = str(Path(__file__).parent / "evaluate" / "harness_metrics.py")
+"""These metrics as an `evaluate` module: `evaluate.load(EVALUATE_MODULE, "key_match")` (see there)."""
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)

@@ -83,6 +83,8 @@ class TaskResult:
     kind: str
     n: int
     metrics: dict[str, float]
+    main_metric: str | None = None
+    """The per-item metric the task is judged by (its suite.toml `main_metric`, else its kind's)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,33 @@ class KnowledgeUpdate:
     """Test items whose gold document is one of the new documents."""
     recall_after: float | None = None
     """Share of those items whose gold document is retrieved after the update (retrieval only)."""
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """How much a weight strategy trained, and what stopped it: part of the result, since a capped
+    fine-tune is not a converged one."""
+
+    steps: int
+    """Optimizer steps run."""
+    planned_steps: int
+    """Steps the epoch (or max_steps) budget asks for, before any CPU cap."""
+    epochs: float
+    """Passes over the training rows actually made."""
+    stopped_by: Literal["epochs", "max_steps", "cpu_max_steps", "early_stopping"]
+    reason: str
+    """The same in words, with the numbers."""
+    precision: str
+    """fp32, or bf16-mixed (fp32 trainable weights, bf16 autocast)."""
+    effective_batch: int
+    """Rows per optimizer step (batch size x gradient accumulation, over all processes)."""
+    learning_rate: float
+    """The peak rate used (the CPU default when the CPU cap applies)."""
+
+    @property
+    def capped(self) -> bool:
+        """Stopped by the CPU step cap before the planned budget."""
+        return self.stopped_by == "cpu_max_steps"
 
 
 @dataclass(frozen=True)
@@ -118,6 +147,12 @@ class AdaptReport:
     update: KnowledgeUpdate | None = None
     curve: tuple[dict[str, float], ...] = ()
     """Training curve: one row per logging or evaluation step (step, train_loss or dev_loss)."""
+    budget: TrainingBudget | None = None
+    """Weight strategies: the training budget and what stopped it."""
+    cached: dict[str, float] = field(default_factory=dict)
+    """Provenance, never a result: work this adaptation loaded from a cache instead of doing, e.g.
+    `index_load_s`, and `reused_s`, the seconds that work took when it was done (the cost model adds
+    them back, so a warm cache never makes a strategy look free)."""
 
 
 @dataclass(frozen=True)
@@ -152,11 +187,21 @@ class Provenance:
 @dataclass(frozen=True)
 class Retention:
     """General-ability figures of the adapted model next to the untouched base model's, on the same
-    items and prompts: what adapting cost outside the domain (forgetting)."""
+    items and byte-identical requests: what adapting cost outside the domain (forgetting)."""
 
     suite: str
     tasks: tuple[TaskResult, ...]
     base: tuple[TaskResult, ...]
+    ids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """task -> item ids, in the order of `items` and `base_items`."""
+    items: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """task -> per-item score of the adapted model (choices: 1/0 correct; text: cross-entropy)."""
+    base_items: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """task -> per-item score of the base model."""
+    method: str = ""
+    """How the items were scored (harness.run.retention.METHOD)."""
+    shared_weights: bool = False
+    """The strategy does not change the weights: retention is the base's by construction, not re-scored."""
 
 
 CellStatus = Literal["ok", "failed", "skipped"]
@@ -184,6 +229,15 @@ class CellRecord:
     retention: Retention | None = None
     eval_wall_s: float = 0.0
     eval_peak_mem_bytes: int = 0
+    family: str = ""
+    """The strategy's family: context (the base's weights), weights or hybrid."""
+    work: dict[str, float] = field(default_factory=dict)
+    """The work the cell did, measured so that it does not move with the machine's load: process CPU
+    seconds (adapt_cpu_s, eval_cpu_s), tokens trained and evaluated, queries answered, FLOPs estimated
+    from the model's size (adapt_flops, eval_flops; see harness.run.work) and the machine's measured
+    matmul throughput (flops_per_s)."""
+    phase_s: dict[str, float] = field(default_factory=dict)
+    """Wall seconds per phase: adapt, each task's evaluation (eval:<task>), retention."""
     provenance: Provenance | None = None
     schema_version: int = SCHEMA_VERSION
 

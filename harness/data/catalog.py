@@ -6,6 +6,7 @@ is what `compare` uses: it validates the suite and drops duplicate items (harnes
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,8 +19,16 @@ from harness.data.suites import Suite, load_suite_dir
 def suite_search_path() -> list[Path]:
     """Where named suites are looked up: $HARNESS_SUITES_PATH, ./suites, then the built-in suites."""
     env = [Path(p) for p in os.environ.get("HARNESS_SUITES_PATH", "").split(os.pathsep) if p]
-    builtin = Path(__file__).resolve().parents[2] / "suites"
-    return [*env, Path.cwd() / "suites", builtin]
+    return [*env, Path.cwd() / "suites", builtin_suites()]
+
+
+def builtin_suites() -> Path:
+    """The folder of the suites harness ships: the `harness_suites` package (the repository's suites/
+    in a checkout or an editable install, package data in a wheel)."""
+    spec = importlib.util.find_spec("harness_suites")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "suites"  # a source tree that was never installed
 
 
 def available_suites() -> dict[str, Path]:

@@ -62,12 +62,13 @@ def aggregate(task: Task, preds: Sequence[Prediction]) -> TaskResult:
     """Task-level metrics: the mean of each per-item score, balanced accuracy over labels, and
     retrieval metrics when the strategy reported what it retrieved."""
     out: dict[str, float] = {}
-    for metric in task.metrics:
+    main = () if task.main_metric is None or task.main_metric in task.metrics else (task.main_metric,)
+    for metric in (*task.metrics, *main):
         if metric == "balanced_accuracy":
             out[metric] = M.balanced_accuracy([p.output for p in preds], [p.target for p in preds])
         else:
             out[metric] = M.mean([p.scores[metric] for p in preds])
-    return TaskResult(task.name, task.kind, len(preds), {**out, **retrieval_metrics(preds)})
+    return TaskResult(task.name, task.kind, len(preds), {**out, **retrieval_metrics(preds)}, task.main_metric)
 
 
 def evaluate_task(

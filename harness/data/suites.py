@@ -36,6 +36,11 @@ class TaskSpec(BaseModel):
     labels: list[str] | None = None
     instruction: str | None = None
     max_new_tokens: int = Field(32, ge=1, le=2048)
+    normalize: Literal["bytes", "none"] | None = None
+    """Choice kinds: pick the choice by log-likelihood per byte (bytes) or summed (none); default: the
+    kind's (harness.data.kinds)."""
+    main_metric: str | None = None
+    """The per-item metric the task is judged by (one of the kind's headline metrics); default: the kind's."""
 
     @field_validator("kind")
     @classmethod
@@ -57,6 +62,11 @@ class TaskSpec(BaseModel):
             raise ValueError(f"a {self.kind} task needs 'labels'")
         if self.labels and len(set(self.labels)) != len(self.labels):
             raise ValueError("labels must be distinct")
+        if self.normalize is not None and not kind.ranks_choices:
+            raise ValueError(f"'normalize' applies to tasks that rank choices, not to {self.kind}")
+        if self.main_metric is not None and self.main_metric not in kind.headline:
+            raise ValueError(f"main_metric {self.main_metric!r} cannot judge a {self.kind} task "
+                             f"(one of: {', '.join(kind.headline) or 'none'})")
         return self
 
 
@@ -85,6 +95,10 @@ class Task:
     train: tuple[Example, ...]
     dev: tuple[Example, ...]
     test: tuple[Example, ...]
+    normalize: str = "none"
+    """How a choice task picks its answer: by summed log-likelihood ("none") or per byte ("bytes")."""
+    main_metric: str | None = None
+    """The per-item metric the task is judged by (None: it does not count in the score)."""
 
     @property
     def spec(self) -> TaskKind:
@@ -180,7 +194,11 @@ def _load_task(root: Path, name: str, spec: TaskSpec, problems: list[str]) -> Ta
         if split == "test" and not splits[split] and len(problems) == before:
             problems.append(f"{path}: the test split of task '{name}' is empty")
     _check_unique_ids(root, name, spec, splits, problems)
+    kind = kinds.get(spec.kind)
+    normalize = spec.normalize or kind.default_normalize
     return Task(
+        normalize=normalize,
+        main_metric=spec.main_metric or kind.default_main_metric(normalize),
         name=name,
         kind=spec.kind,
         instruction=spec.instruction if spec.instruction is not None else kinds.get(spec.kind).instruction,

@@ -1,9 +1,10 @@
 """From cell records to one summary per strategy: the measured figures a decision rests on.
 
 The headline score of a strategy is the mean over the suite's tasks of each task's main per-item
-metric (token F1 for short answers, accuracy for classification and multiple choice), so every
-task weighs the same. Each item's score is first averaged over the strategy's seeds; intervals and
-paired tests resample items within tasks. Reads records only: no model, no strategy code.
+metric (declared per task: key_match for factual short answers, accuracy for choices), so every task
+weighs the same. Intervals and paired comparisons count both sources of noise: they draw training
+seeds and test items (harness.core.inference); with one seed, items only. Reads records only: no
+model, no strategy code.
 """
 
 from __future__ import annotations
@@ -15,19 +16,28 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.records import CellRecord, TaskResult
-from harness.core.stats import Interval, PairedTest, grouped_ci, grouped_paired_test
+from harness.core.inference import Comparison, Estimate, Scores, compare, estimate
+from harness.core.records import CellRecord, TaskResult, TrainingBudget
+from harness.data.kinds import main_metric
+from harness.decide.baselines import TaskBaseline, baselines, dominant_answer
+from harness.decide.forgetting import Forgetting, forgetting
 
 ItemKey = tuple[str, str]
 """(task, example id)."""
+DEFAULT_MARGIN = 0.02
+"""Two score points: differences within it count as equivalent when shown to be (see Comparison)."""
 
 
-def main_metric(metrics: Sequence[str]) -> str | None:
-    """The per-item metric a task is judged by: F1 (separates weak answers), else accuracy."""
-    for name in ("f1", "accuracy", "exact_match"):
-        if name in metrics:
-            return name
-    return None
+def task_metric(t: TaskResult) -> str | None:
+    """The per-item metric task result `t` is judged by (declared in the record; for older records, its
+    kind's default among the metrics it reports)."""
+    return main_metric(t.kind, list(t.metrics), t.main_metric)
+
+
+def cell_item_scores(rec: CellRecord) -> dict[ItemKey, float]:
+    metric = {t.task: task_metric(t) for t in rec.tasks}
+    return {(p.task, p.example_id): p.scores[m] for p in rec.predictions
+            if (m := metric.get(p.task)) is not None and m in p.scores}
 
 
 @dataclass(frozen=True)
@@ -39,15 +49,12 @@ class StrategySummary:
     """ok when at least one seed ran; else the status of its cells (skipped, failed)."""
     reason: str | None
     seeds: tuple[int, ...]
-    score: Interval
-    """Headline score (mean over tasks of the main metric) with its 95% bootstrap interval."""
+    score: Estimate
+    """Headline score with its 95% interval (seeds and items drawn)."""
     seed_scores: tuple[float, ...]
     """Headline score of each seed, in seed order: the spread across seeds."""
-    tasks: dict[str, Interval] = field(default_factory=dict)
-    forgetting_pt: float | None = None
-    """Retention multiple-choice accuracy lost against the base model, in points (positive: forgot)."""
-    ce_delta: float | None = None
-    """Change of the retention text cross-entropy against the base model (nats/token; positive: worse)."""
+    tasks: dict[str, Estimate] = field(default_factory=dict)
+    forgetting: Forgetting | None = None
     p50_ms: float | None = None
     p95_ms: float | None = None
     query_s: float | None = None
@@ -59,78 +66,106 @@ class StrategySummary:
     trainable_params: int = 0
     total_params: int = 0
     artifact_bytes: int = 0
+    budget: TrainingBudget | None = None
+    """The training budget of the first seed (weight strategies)."""
+    family: str = ""
+    """context, weights or hybrid (from the records: context strategies share the base's weights)."""
     device: str = "cpu"
     accelerator: str | None = None
+    work: dict[str, float] = field(default_factory=dict)
+    """Work measured per cell, averaged over seeds: cpu_s, flops (see harness.decide.cost)."""
+
+    @property
+    def forgetting_pt(self) -> float | None:
+        f = self.forgetting
+        return None if f is None or f.accuracy_pt is None else f.accuracy_pt.mean
+
+    @property
+    def ce_delta(self) -> float | None:
+        f = self.forgetting
+        return None if f is None or f.ce_delta is None else f.ce_delta.mean
 
     @property
     def seed_spread(self) -> float | None:
         """Standard deviation of the headline score across seeds (None with one seed)."""
         return float(np.std(self.seed_scores, ddof=1)) if len(self.seed_scores) > 1 else None
 
+    @property
+    def needs_more_seeds(self) -> bool:
+        """The score moves more from seed to seed than its item interval is wide: more seeds would say
+        more than more items."""
+        spread = self.seed_spread
+        return spread is not None and spread > (self.score.high - self.score.low) / 2
+
 
 @dataclass(frozen=True)
 class Analysis:
     summaries: tuple[StrategySummary, ...]
-    items: dict[str, dict[ItemKey, float]]
-    """strategy -> (task, item id) -> main-metric score averaged over seeds."""
+    per_seed: dict[str, tuple[dict[ItemKey, float], ...]]
+    """strategy -> its seeds' per-item main-metric scores."""
     seed: int = 0
-    _paired: dict[tuple[str, str], PairedTest] = field(default_factory=dict, compare=False, repr=False)
+    task_metrics: dict[str, str] = field(default_factory=dict)
+    """task -> the per-item metric its score uses (declared in the records)."""
+    baselines: dict[str, TaskBaseline] = field(default_factory=dict)
+    """task -> majority-class and chance accuracy (classification and multiple choice)."""
+    dominant: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+    """(strategy, choice task) -> the answer its first seed gave most often, and that answer's share."""
+    _compared: dict[tuple[str, str, float], Comparison] = field(default_factory=dict, compare=False, repr=False)
 
     def get(self, strategy: str) -> StrategySummary:
         return next(s for s in self.summaries if s.strategy == strategy)
 
-    def paired(self, a: str, b: str) -> PairedTest:
-        """a vs b on the items both answered, stratified by task. Computed once per unordered pair
-        (b vs a is the same test with the sign flipped, so both orders give the same p-value)."""
+    @property
+    def items(self) -> dict[str, dict[ItemKey, float]]:
+        """strategy -> (task, item id) -> main-metric score averaged over seeds."""
+        return {name: _seed_average(seeds) for name, seeds in self.per_seed.items()}
+
+    def compare(self, a: str, b: str, margin: float = DEFAULT_MARGIN) -> Comparison:
+        """a against b on the items both answered (each with its own seeds); computed once per pair."""
         first, second = sorted((a, b))
-        if (first, second) not in self._paired:
-            self._paired[(first, second)] = grouped_paired_test(first, self.items[first], second,
-                                                                self.items[second], seed=self.seed)
-        t = self._paired[(first, second)]
-        return t if first == a else PairedTest(a, b, -t.diff, t.p_value, t.n, t.method)
+        key = (first, second, margin)
+        if key not in self._compared:
+            x, y = aligned(self.per_seed[first], self.per_seed[second])
+            self._compared[key] = compare(first, x, second, y, margin, seed=self.seed)
+        c = self._compared[key]
+        if first == a:
+            return c
+        return Comparison(a, b, -c.diff, -c.high, -c.low, -c.high90, -c.low90, c.p_value, c.margin, c.n_items,
+                          c.n_seeds)
+
+    @property
+    def n_items(self) -> int:
+        """Test items the decision rests on (the largest count among the strategies that ran)."""
+        return max((s.score.n_items for s in self.summaries if s.status == "ok"), default=0)
+
+    @property
+    def n_seeds(self) -> int:
+        return max((len(s.seeds) for s in self.summaries if s.status == "ok"), default=0)
 
 
-def cell_item_scores(rec: CellRecord) -> dict[ItemKey, float]:
-    metric = {t.task: main_metric(list(t.metrics)) for t in rec.tasks}
-    return {(p.task, p.example_id): p.scores[m] for p in rec.predictions
-            if (m := metric.get(p.task)) is not None and m in p.scores}
+def aligned(a: Sequence[dict[ItemKey, float]], b: Sequence[dict[ItemKey, float]]) -> tuple[Scores, Scores]:
+    """The two strategies' (seeds x items) arrays per task, on the items every seed of both answered."""
+    keys = set.intersection(*(set(s) for s in [*a, *b])) if a and b else set()
+    return _scores(a, keys), _scores(b, keys)
 
 
-def _seed_average(cells: Sequence[CellRecord]) -> dict[ItemKey, float]:
-    per_cell = [cell_item_scores(c) for c in cells]
-    keys = sorted(set().union(*per_cell)) if per_cell else []
-    return {k: float(np.mean([s[k] for s in per_cell if k in s])) for k in keys}
+def _scores(seeds: Sequence[dict[ItemKey, float]], keys: set[ItemKey]) -> Scores:
+    out: dict[str, list[ItemKey]] = {}
+    for key in sorted(keys):
+        out.setdefault(key[0], []).append(key)
+    return {task: np.asarray([[s[k] for k in ks] for s in seeds], dtype=float) for task, ks in out.items()}
 
 
-def _by_task(items: dict[ItemKey, float]) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {}
-    for (task, _), v in sorted(items.items()):
-        out.setdefault(task, []).append(v)
-    return out
+def _seed_average(per_seed: Sequence[dict[ItemKey, float]]) -> dict[ItemKey, float]:
+    keys = sorted(set().union(*per_seed)) if per_seed else []
+    return {k: float(np.mean([s[k] for s in per_seed if k in s])) for k in keys}
 
 
 def _macro(items: dict[ItemKey, float]) -> float:
-    groups = _by_task(items)
+    groups: dict[str, list[float]] = {}
+    for (task, _), v in items.items():
+        groups.setdefault(task, []).append(v)
     return float(np.mean([np.mean(v) for v in groups.values()])) if groups else math.nan
-
-
-def _retention_deltas(cells: Sequence[CellRecord]) -> tuple[float | None, float | None]:
-    """(forgetting in points on multiple-choice accuracy, cross-entropy change), averaged over seeds."""
-    acc, ce = [], []
-    for rec in cells:
-        if rec.retention is None:
-            continue
-        base = {t.task: t for t in rec.retention.base}
-        for t in rec.retention.tasks:
-            acc += _delta(t, base.get(t.task), "accuracy", -100.0)
-            ce += _delta(t, base.get(t.task), "cross_entropy", 1.0)
-    return (float(np.mean(acc)) if acc else None, float(np.mean(ce)) if ce else None)
-
-
-def _delta(task: TaskResult, base: TaskResult | None, metric: str, sign: float) -> list[float]:
-    if base is None or metric not in task.metrics or metric not in base.metrics:
-        return []
-    return [sign * (task.metrics[metric] - base.metrics[metric])]
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -142,38 +177,46 @@ def _costs(ok: Sequence[CellRecord]) -> dict[str, Any]:
     lat = [c.latency for c in ok if c.latency is not None]
     updates = [c.adapt.update.wall_s for c in ok if c.adapt.update is not None]
     prov = next((c.provenance for c in ok if c.provenance is not None), None)
+    work_keys = sorted({k for c in ok for k in c.work})
     return dict(
         p50_ms=_mean([x.p50_s * 1000 for x in lat]), p95_ms=_mean([x.p95_s * 1000 for x in lat]),
         query_s=_mean([1 / x.items_per_s for x in lat if x.items_per_s > 0]),
         prompt_tokens=_mean([x.prompt_tokens_mean for x in lat]),
-        adapt_s=float(np.mean([c.adapt.wall_s for c in ok])), update_s=_mean(updates),
+        adapt_s=float(np.mean([c.adapt.wall_s + c.adapt.cached.get("reused_s", 0.0) for c in ok])),
+        update_s=_mean(updates),
         peak_mem_gb=max(max(c.adapt.peak_mem_bytes, c.eval_peak_mem_bytes) for c in ok) / 1e9,
         trainable_params=ok[0].adapt.trainable_params, total_params=ok[0].adapt.total_params,
-        artifact_bytes=ok[0].adapt.artifact_bytes,
+        artifact_bytes=ok[0].adapt.artifact_bytes, budget=ok[0].adapt.budget,
         device=prov.device if prov else "cpu", accelerator=prov.accelerator if prov else None,
+        work={k: float(np.mean([c.work[k] for c in ok if k in c.work])) for k in work_keys},
     )
 
 
-def summarize(strategy: str, cells: Sequence[CellRecord],
-              seed: int = 0) -> tuple[StrategySummary, dict[ItemKey, float]]:
-    """One strategy's summary and its seed-averaged item scores."""
+def _family(ok: Sequence[CellRecord]) -> str:
+    """The recorded family; for older records, inferred (trainable parameters mean weights)."""
+    if ok[0].family:
+        return ok[0].family
+    return "weights" if ok[0].adapt.trainable_params else "context"
+
+
+def summarize(strategy: str, cells: Sequence[CellRecord], seed: int = 0
+              ) -> tuple[StrategySummary, tuple[dict[ItemKey, float], ...]]:
+    """One strategy's summary and its seeds' per-item scores."""
     cells = sorted(cells, key=lambda c: c.seed)
     ok = [c for c in cells if c.status == "ok"]
     seeds = tuple(c.seed for c in (ok or cells))
     if not ok:
-        nan = Interval(math.nan, math.nan, math.nan, 0)
-        return StrategySummary(strategy, cells[0].status, cells[0].error, seeds, nan, ()), {}
-    items = _seed_average(ok)
-    groups = _by_task(items)
-    forgetting, ce = _retention_deltas(ok)
+        nan = Estimate(math.nan, math.nan, math.nan, 0, 0)
+        return StrategySummary(strategy, cells[0].status, cells[0].error, seeds, nan, ()), ()
+    per_seed = tuple(cell_item_scores(c) for c in ok)
+    scores = _scores(per_seed, set.intersection(*(set(s) for s in per_seed)))
     summary = StrategySummary(
-        strategy=strategy, status="ok", reason=None, seeds=seeds,
-        score=grouped_ci(list(groups.values()), seed=seed),
-        seed_scores=tuple(_macro(cell_item_scores(c)) for c in ok),
-        tasks={t: grouped_ci([v], seed=seed) for t, v in groups.items()},
-        forgetting_pt=forgetting, ce_delta=ce, **_costs(ok),
+        strategy=strategy, status="ok", reason=None, seeds=seeds, score=estimate(scores, seed),
+        seed_scores=tuple(_macro(s) for s in per_seed),
+        tasks={t: estimate({t: a}, seed) for t, a in scores.items()},
+        forgetting=forgetting(ok, seed), family=_family(ok), **_costs(ok),
     )
-    return summary, items
+    return summary, per_seed
 
 
 def analyze(records: Sequence[CellRecord], seed: int = 0) -> Analysis:
@@ -181,9 +224,19 @@ def analyze(records: Sequence[CellRecord], seed: int = 0) -> Analysis:
     by_strategy: dict[str, list[CellRecord]] = {}
     for rec in records:
         by_strategy.setdefault(rec.strategy, []).append(rec)
-    summaries, items = [], {}
+    summaries, per_seed = [], {}
     for name, cells in by_strategy.items():
-        s, i = summarize(name, cells, seed)
+        s, items = summarize(name, cells, seed)
         summaries.append(s)
-        items[name] = i
-    return Analysis(tuple(summaries), items, seed)
+        per_seed[name] = items
+    metrics = {t.task: m for r in records if r.status == "ok" for t in r.tasks if (m := task_metric(t))}
+    return Analysis(tuple(summaries), per_seed, seed, metrics, baselines(records), _dominant(records))
+
+
+def _dominant(records: Sequence[CellRecord]) -> dict[tuple[str, str], tuple[str, float]]:
+    out: dict[tuple[str, str], tuple[str, float]] = {}
+    for rec in sorted(records, key=lambda r: r.seed):
+        for t in rec.tasks if rec.status == "ok" else ():
+            if (rec.strategy, t.task) not in out and (d := dominant_answer(rec, t.task)) is not None:
+                out[(rec.strategy, t.task)] = d
+    return out

@@ -1,9 +1,15 @@
-"""The cost model: measured hours times a price per hour of the hardware that ran them.
+"""The cost model: hours times a price per hour of the hardware that ran them.
 
-One-off adaptation cost (training or indexing), serving cost per 1,000 queries (evaluation wall
-time per query under batched serving, so RAG's longer prompts and retrieval are in it), the cost
-of a knowledge update, and the break-even volume between two strategies: the number of queries
-after which the one that costs more up front but less per query is cheaper in total.
+One-off adaptation cost (training or indexing), serving cost per 1,000 queries (evaluation time per
+query under batched serving, so RAG's longer prompts and retrieval are in it), the cost of a
+knowledge update, and the break-even volume between two strategies: the number of queries after
+which the one that costs more up front but less per query is cheaper in total.
+
+Two bases for the hours. `wall`: measured wall time, which moves with whatever else the machine
+does (a shared machine can double it). `work`: the cell's FLOPs (estimated from the model's size
+and the tokens it trained on and read; harness.run.runner) at the machine's measured matmul
+throughput, which does not move with the load; the decision uses `work` by default and says so.
+Records without work figures are priced on wall time.
 """
 
 from __future__ import annotations
@@ -40,22 +46,37 @@ class Cost:
     usd_per_1k_queries: float
     update_usd: float | None
     """Cost of absorbing new documents (re-indexing or further training), where measured."""
+    basis: str = "wall"
+    """What the hours are: measured wall time, or `work` (FLOPs at the machine's measured throughput)."""
 
     def total(self, queries: float) -> float:
         """Adaptation plus serving `queries` queries."""
         return self.adapt_usd + self.usd_per_1k_queries * queries / 1000
 
 
+def work_seconds(s: StrategySummary) -> tuple[float, float] | None:
+    """(adaptation, per-query) seconds of the strategy's FLOPs at the measured throughput, or None when
+    its records carry no work figures."""
+    w = s.work
+    if not w.get("flops_per_s") or "adapt_flops" not in w or not w.get("queries"):
+        return None
+    rate = w["flops_per_s"]
+    return w["adapt_flops"] / rate, w["eval_flops"] / w["queries"] / rate
+
+
 def strategy_cost(s: StrategySummary, prices: Mapping[str, float] | None = None,
-                  price_per_hour: float | None = None) -> Cost:
-    """Dollars for one strategy's measured times. `price_per_hour` overrides the table."""
+                  price_per_hour: float | None = None, basis: str = "wall") -> Cost:
+    """Dollars for one strategy's hours (`basis`: wall or work). `price_per_hour` overrides the table."""
     table = {**DEFAULT_PRICES, **(prices or {})}
     hw = hardware_key(s.device, s.accelerator)
     rate = price_per_hour if price_per_hour is not None else table[hw]
     per_s = rate / 3600
-    query = (s.query_s or 0.0) * per_s * 1000
+    adapt_s, query_s, used = s.adapt_s, s.query_s or 0.0, "wall"
+    work = work_seconds(s) if basis == "work" else None
+    if work is not None:
+        (adapt_s, query_s), used = work, "work"
     update = None if s.update_s is None else s.update_s * per_s
-    return Cost(s.strategy, hw, rate, s.adapt_s * per_s, query, update)
+    return Cost(s.strategy, hw, rate, adapt_s * per_s, query_s * per_s * 1000, update, used)
 
 
 def break_even(a: Cost, b: Cost) -> float | None:

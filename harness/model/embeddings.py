@@ -34,3 +34,12 @@ def embed(texts: list[str], ref: str = DEFAULT_EMBEDDER, device: str = "cpu") ->
     model = load_embedder(ref, device)
     return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                         show_progress_bar=False)
+
+
+def embed_flops(texts: list[str], ref: str = DEFAULT_EMBEDDER, device: str = "cpu") -> float:
+    """FLOPs of embedding `texts`: 2 x the embedder's parameters per token read (truncated as it reads)."""
+    model = load_embedder(ref, device)
+    params = sum(p.numel() for p in model.parameters())
+    limit = model.max_seq_length or 512
+    tokens = sum(min(limit, len(ids)) for ids in model.tokenizer(texts)["input_ids"])
+    return 2.0 * params * tokens

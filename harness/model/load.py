@@ -47,6 +47,20 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
+def assemble_gguf(spec: ModelSpec) -> Path:
+    """The GGUF file of a package that ships it in chunks, assembled (once, atomically) at its location."""
+    import importlib
+
+    path = Path(spec.location)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    importlib.import_module(str(spec.package)).assemble(output_path=tmp, overwrite=True)  # checks its sha256
+    tmp.replace(path)
+    return path
+
+
 def local_weights(spec: ModelSpec) -> str:
     """A folder or hub id that from_pretrained can load, converting a GGUF file on first use."""
     if spec.source != "gguf":
@@ -54,7 +68,10 @@ def local_weights(spec: ModelSpec) -> str:
     target = cache_root() / "models" / spec.identity.replace(":", "-")
     if not (target / "config.json").is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        convert_gguf(Path(spec.location), target)
+        gguf = assemble_gguf(spec) if spec.package else Path(spec.location)
+        convert_gguf(gguf, target)
+        if spec.package:
+            gguf.unlink(missing_ok=True)  # converted: the chunks stay in their package
     return str(target)
 
 
@@ -64,8 +81,15 @@ def pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_runtime(spec: ModelSpec, device: str | None = None, trust_remote_code: bool = False) -> ModelRuntime:
-    """Load weights and tokenizer into a ModelRuntime (bf16 on GPU, fp32 on CPU)."""
+def base_dtype(device: str) -> str:
+    """The dtype the base model is loaded in: bf16 on CUDA, fp32 on CPU (bf16 is slower there)."""
+    return "bfloat16" if device.startswith("cuda") else "float32"
+
+
+def load_runtime(spec: ModelSpec, device: str | None = None, trust_remote_code: bool = False,
+                 dtype: str | None = None) -> ModelRuntime:
+    """Load weights and tokenizer into a ModelRuntime (bf16 on GPU, fp32 on CPU; `dtype` overrides, e.g.
+    to run the GPU configuration on a CPU)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -75,11 +99,11 @@ def load_runtime(spec: ModelSpec, device: str | None = None, trust_remote_code: 
     hf_logging.disable_progress_bar()
 
     device = device or pick_device()
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    torch_dtype = getattr(torch, dtype or base_dtype(device))
     where = local_weights(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     except OSError as e:
         raise HarnessError(f"cannot load model {spec.ref!r}: {str(e).splitlines()[0]}") from None
     model.to(device)  # type: ignore[arg-type]  # transformers' stub types `to` as a decorator

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from harness.core.records import Prompt
+from harness.model.memory import auto_batch_size
 
 if TYPE_CHECKING:
     from harness.model.spec import ModelSpec
@@ -109,43 +110,25 @@ def _token_batches(order: list[int], encoded: list[tuple[list[int], list[list[in
     return batches
 
 
-def free_memory_bytes(device: str = "cpu") -> int:
-    """Memory free for new tensors: the CUDA device's free memory, else the RAM psutil reports available."""
-    if device.startswith("cuda"):
-        import torch
+def _log_softmax(logits: Any) -> Any:
+    """log-softmax in fp32 as x - logsumexp(x): over a 262k vocabulary torch.log_softmax is off by up to
+    6e-5 per token, this by under 1e-6."""
+    import torch
 
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
-    import psutil
-
-    return int(psutil.virtual_memory().available)
+    x = logits.float()
+    return x - torch.logsumexp(x, dim=-1, keepdim=True)
 
 
-def kv_bytes_per_token(model: Any) -> int:
-    """Bytes of keys and values one token adds to the cache: layers x kv heads x head dim x 2 x dtype bytes."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    heads = config.num_attention_heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    dtype_bytes = next(model.parameters()).element_size()
-    return int(config.num_hidden_layers * kv_heads * head_dim * 2 * dtype_bytes)
-
-
-def auto_batch_size(model: Any, max_seq_len: int, device: str = "cpu", *, cap: int = 64,
-                    memory_fraction: float = 0.5, free_bytes: int | None = None, all_logits: bool = False) -> int:
-    """The largest batch (1 to `cap`) whose KV cache at `max_seq_len` tokens per row (and, with
-    `all_logits`, fp32 logits at every position) fits in `memory_fraction` of the free memory
-    (`free_bytes`, else measured on `device`); the rest is left for weights' workspace and activations."""
-    if max_seq_len < 1 or cap < 1 or not 0 < memory_fraction <= 1:
-        raise ValueError("max_seq_len and cap must be >= 1 and memory_fraction in (0, 1]")
-    free = free_memory_bytes(device) if free_bytes is None else free_bytes
-    per_token = kv_bytes_per_token(model) + (4 * _vocab_size(model) if all_logits else 0)
-    rows = int(free * memory_fraction) // (per_token * max_seq_len)
-    return max(1, min(cap, rows))
-
-
-def _vocab_size(model: Any) -> int:
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return int(config.vocab_size)
+def start_of_sequence(tokenizer: Any) -> list[int]:
+    """The special tokens `tokenizer` puts before a text when asked to (BOS for Llama and Gemma base
+    tokenizers, none for GPT-2 style ones); tokens it would append (an EOS) are not included."""
+    probe = "a"
+    with_special = list(tokenizer(probe, add_special_tokens=True)["input_ids"])
+    plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    for i in range(len(with_special) - len(plain) + 1):
+        if with_special[i : i + len(plain)] == plain:
+            return with_special[:i]
+    return []
 
 
 class ModelRuntime:
@@ -159,6 +142,8 @@ class ModelRuntime:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.chat = bool(getattr(tokenizer, "chat_template", None))
+        self.start_ids = [] if self.chat else start_of_sequence(tokenizer)
+        """Special tokens a sequence starts with (a base model's BOS); a chat template writes its own."""
 
     # ------------------------------------------------------------ text and tokens
     def render(self, prompt: Prompt) -> str:
@@ -170,11 +155,35 @@ class ModelRuntime:
         return str(text)
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=not self.chat)["input_ids"])
+        """Token ids of a whole sequence: its start-of-sequence tokens, then the text. Special tokens
+        are never inserted anywhere else (see `encode_pair`)."""
+        return self.start_ids + list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """(context ids, continuation ids) the way lm-evaluation-harness splits them, for scoring and for
+        training rows alike: the context's trailing whitespace moves to the continuation, the two are
+        encoded together, and the continuation is what follows the context's own encoding. So a label
+        after "Answer:" is scored as the joint token " confidentiality", not a lone space and pieces,
+        and no BOS lands in front of a continuation. When a token would straddle the boundary (the joint
+        encoding does not start with the context's), the continuation is encoded on its own instead,
+        still without special tokens, so context + continuation is always a valid reading of the text."""
+        n = len(context) - len(context.rstrip())
+        if n:
+            context, continuation = context[:-n], context[-n:] + continuation
+        ctx, whole = self.encode(context), self.encode(context + continuation)
+        if whole[: len(ctx)] == ctx:
+            return ctx, whole[len(ctx):]
+        return ctx, list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
 
     def answer_prefix(self) -> str:
-        """Text put between a rendered prompt and a scored continuation."""
+        """Text between a rendered prompt and its answer: none after a chat template's assistant turn,
+        a space after a plain prompt's "Answer:"."""
         return "" if self.chat else " "
+
+    def _stop_strings(self) -> dict[str, Any]:
+        """A base model (no chat template) ends its answer with no end-of-turn token: it goes on with
+        "\n\nQuestion: ...". Its generation stops at the first blank line instead."""
+        return {} if self.chat else {"stop_strings": ["\n\n"], "tokenizer": self.tokenizer}
 
     def _stop_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -216,7 +225,7 @@ class ModelRuntime:
         with torch.inference_mode():
             seqs = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                eos_token_id=stop, pad_token_id=pad, top_p=None, top_k=None, temperature=None,
+                eos_token_id=stop, pad_token_id=pad, top_p=None, top_k=None, temperature=None, **self._stop_strings(),
             )
         latency = time.perf_counter() - t0
         results = []
@@ -242,6 +251,8 @@ class ModelRuntime:
         encoded = [self._encode_request(ctx, conts) for ctx, conts in requests]
         longest = max((len(ctx) + sum(map(len, conts)) for ctx, conts in encoded), default=1)
         batch_size = self.batch_for(batch_size, longest)
+        if self.sliding_window() and getattr(self.model.config, "_attn_implementation", None) not in _MASKABLE:
+            batch_size = 1  # the copied-cache path cannot shift a padded row's window: no padding
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
         out: list[Scored | None] = [None] * len(encoded)
         for idx in _token_batches(order, encoded, batch_size, max_batch_tokens, max_padding):
@@ -250,7 +261,8 @@ class ModelRuntime:
         return [s for s in out if s is not None]
 
     def _encode_request(self, context: str, continuations: Sequence[str]) -> tuple[list[int], list[list[int]]]:
-        ctx, conts = self.encode(context), [self.encode(c) for c in continuations]
+        pairs = [self.encode_pair(context, c) for c in continuations]
+        ctx, conts = (pairs[0][0] if pairs else self.encode(context)), [cont for _, cont in pairs]
         if not ctx or not conts or any(not c for c in conts):
             raise ValueError("context and continuations must each encode to at least one token")
         return ctx, conts
@@ -268,9 +280,9 @@ class ModelRuntime:
         rows = [(b, cont) for b, (_, conts) in enumerate(items) for cont in conts]
         t0 = time.perf_counter()
         with torch.inference_mode():
-            first = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep)
-            head = torch.log_softmax(first.logits[torch.arange(len(items), device=self.device), where].float(), dim=-1)
-            tails = self._tail_logprobs(first.past_key_values, items, mask, rows)
+            first = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep, **self._context_cache())
+            head = _log_softmax(first.logits[torch.arange(len(items), device=self.device), where])
+            tails = self._tail_logprobs(first.cache, items, mask, rows)
             firsts = head[torch.tensor([b for b, _ in rows]), torch.tensor([c[0] for _, c in rows])]
             totals = (firsts + tails).tolist()
         latency = time.perf_counter() - t0
@@ -279,6 +291,37 @@ class ModelRuntime:
             scored.append(Scored(tuple(totals[r : r + len(conts)]), len(ctx), latency))
             r += len(conts)
         return scored
+
+    def sliding_window(self) -> int | None:
+        """The attention window of the model's sliding-window layers (Gemma 3: 512), if it has any."""
+        config = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else None
+        config = config or self.model.config
+        window, types = getattr(config, "sliding_window", None), getattr(config, "layer_types", None) or ()
+        return int(window) if window and "sliding_attention" in types else None
+
+    def _context_cache(self) -> dict[str, Any]:
+        """For a model with sliding-window layers, a cache that keeps every key of the context pass (the
+        model's own would keep only the last window's keys of the padded width, which the packed pass's
+        mask does not know about)."""
+        if self.sliding_window() is None:
+            return {}
+        from transformers import DynamicCache
+
+        return {"cache": DynamicCache()}
+
+    def _packed_masks(self, full: Any, pos: Any) -> dict[str, Any]:
+        """The packed pass's 4D mask per layer type: with sliding-window layers, a second mask in which
+        a slot sees only keys less than the window behind its position (context keys sit at 0..W-1)."""
+        import torch
+
+        window = self.sliding_window()
+        if window is None:
+            return {"full_attention": full}
+        width = full.shape[-1] - pos.shape[1]
+        ctx_pos = torch.arange(width, device=pos.device).expand(pos.shape[0], -1)
+        key_pos = torch.cat([ctx_pos, pos], dim=1)
+        near = (pos[:, :, None] - key_pos[:, None, :]) < window
+        return {"full_attention": full, "sliding_attention": full & near[:, None]}
 
     def _tail_logprobs(self, cache: Any, items: list[tuple[list[int], list[list[int]]]], ctx_mask: Any,
                        rows: list[tuple[int, list[int]]]) -> Any:
@@ -302,11 +345,13 @@ class ModelRuntime:
         import torch
 
         ids, pos, seg = _pack_continuations(items, self.tokenizer.pad_token_id, self.device)
-        mask = _packed_attention(ctx_mask.bool(), seg)[:, None]
+        masks = self._packed_masks(_packed_attention(ctx_mask.bool(), seg)[:, None], pos)
         if additive:  # eager attention adds the mask to its scores
             dtype = self.model.dtype
-            mask = torch.zeros(mask.shape, dtype=dtype, device=self.device).masked_fill(~mask, torch.finfo(dtype).min)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache)
+            masks = {k: torch.zeros(m.shape, dtype=dtype, device=self.device).masked_fill(~m, torch.finfo(dtype).min)
+                     for k, m in masks.items()}
+        mask: Any = masks if len(masks) > 1 else masks["full_attention"]
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache)
         valid = (seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] >= 0)  # a token predicted by its own continuation
         logits = out.logits[:, :-1][valid].float()  # token j of a continuation is predicted at position j - 1
         logp = logits.gather(-1, ids[:, 1:][valid][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
@@ -328,7 +373,7 @@ class ModelRuntime:
         start = ctx_mask.sum(-1)[pick]
         pos = start[:, None] + torch.arange(width, device=self.device)[None, :]
         out = self.model(input_ids=ids, attention_mask=torch.cat([ctx_mask[pick], cont_mask], dim=1),
-                         position_ids=pos, past_key_values=cache)
+                         position_ids=pos, cache=cache)
         logits = out.logits[:, :-1]  # token j of a continuation is predicted at position j - 1
         picked = logits.gather(-1, ids[:, 1:, None])[..., 0].float()
         logp = picked - torch.logsumexp(logits.float(), dim=-1)  # log-softmax without a vocabulary-wide copy
@@ -349,7 +394,7 @@ class ModelRuntime:
             mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=self.device)
             with torch.inference_mode():
                 logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
+            logp = _log_softmax(logits[:, :-1]).gather(-1, ids[:, 1:, None])[..., 0]
             for row, b in zip(logp, batch, strict=True):
                 out.append((float(-row[: len(b) - 1].sum()), len(b) - 1))
         return out

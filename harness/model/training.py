@@ -8,6 +8,7 @@ processes train is decided above, in harness.strategy.training.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -18,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from harness.core.faults import kill_point
 from harness.core.options import StrategyOptions
+from harness.core.records import TrainingBudget
 
 Rows = list[dict[str, list[int]]]
 """Token rows: {"input_ids": [...], "labels": [...]} (labels -100 where no loss is taken)."""
@@ -44,6 +46,20 @@ class LoopOptions(StrategyOptions):
     warmup_steps: int = Field(0, ge=0)
     eval_every: int = Field(10, ge=1, description="Optimizer steps between dev evaluations.")
     patience: int = Field(3, ge=1, description="Dev evaluations without improvement before stopping.")
+    cpu_learning_rate: float | None = Field(None, gt=0, le=1.0, description="The rate on CPU while cpu_max_steps "
+                                            "caps training to a few steps (None: learning_rate).")
+    @model_validator(mode="before")
+    @classmethod
+    def _one_rate_when_given(cls, data: Any) -> Any:
+        """A learning_rate given without a cpu_learning_rate is the rate everywhere (a CPU default must
+        not silently replace the rate a user chose)."""
+        if isinstance(data, dict) and "learning_rate" in data and "cpu_learning_rate" not in data:
+            return {**data, "cpu_learning_rate": None}
+        return data
+
+    precision: Literal["auto", "fp32", "bf16-mixed"] = Field(
+        "auto", description="bf16-mixed: trainable weights kept in fp32 (the optimizer's master copy) and compute "
+        "autocast to bf16; auto: bf16-mixed on CUDA, fp32 on CPU.")
 
 
 def step_budget(o: LoopOptions, device: str) -> int:
@@ -52,6 +68,34 @@ def step_budget(o: LoopOptions, device: str) -> int:
     if not device.startswith("cuda") and o.cpu_max_steps:
         return o.cpu_max_steps if o.max_steps < 0 else min(o.max_steps, o.cpu_max_steps)
     return o.max_steps
+
+
+def cpu_capped(o: LoopOptions, device: str) -> bool:
+    """Whether the CPU step cap applies (a CPU run with cpu_max_steps set)."""
+    return not device.startswith("cuda") and o.cpu_max_steps > 0
+
+
+def learning_rate(o: LoopOptions, device: str) -> float:
+    """The peak learning rate in effect: the CPU default under the CPU cap, else `learning_rate`."""
+    return o.cpu_learning_rate if cpu_capped(o, device) and o.cpu_learning_rate else o.learning_rate
+
+
+def precision(o: LoopOptions, device: str) -> str:
+    """fp32 or bf16-mixed, `auto` resolved by device."""
+    if o.precision == "auto":
+        return "bf16-mixed" if device.startswith("cuda") else "fp32"
+    return o.precision
+
+
+def master_weights(model: Any) -> None:
+    """Every trainable parameter in fp32, the optimizer's master copy (bf16 weights would round away
+    any update under about 0.4% of a weight: a norm weight at 1.0 would not move at lr 1e-3); frozen
+    ones stay as loaded. With bf16-mixed, compute is then autocast to bf16."""
+    import torch
+
+    for p in model.parameters():
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
 
 
 def world_size() -> int:
@@ -71,6 +115,7 @@ class TrainResult:
     best_dev_loss: float | None
     steps: int
     stopped_early: bool
+    budget: TrainingBudget | None = None
     extras: dict[str, float] = field(default_factory=dict)
     """What the strategy's training function adds to the record's extras (e.g. replay rows)."""
     notes: str = ""
@@ -119,11 +164,11 @@ def train_args(o: LoopOptions, out: Path, seed: int, device: str, has_dev: bool,
     per_device = o.batch_size // world_size()
     return TrainingArguments(
         output_dir=str(out), per_device_train_batch_size=per_device, per_device_eval_batch_size=per_device,
-        gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, num_train_epochs=o.epochs,
+        gradient_accumulation_steps=o.grad_accum, learning_rate=learning_rate(o, device), num_train_epochs=o.epochs,
         max_steps=max_steps, weight_decay=o.weight_decay, lr_scheduler_type=o.scheduler,
         warmup_steps=o.warmup_steps, logging_steps=max(1, o.eval_every // 2), seed=seed, data_seed=seed,
         report_to="none", disable_tqdm=True, use_cpu=not device.startswith("cuda"),
-        bf16=device.startswith("cuda"), dataloader_num_workers=0, train_sampling_strategy="group_by_length",
+        bf16=precision(o, device) == "bf16-mixed", dataloader_num_workers=0, train_sampling_strategy="group_by_length",
         include_num_input_tokens_seen="non_padding",
         auto_find_batch_size=device.startswith("cuda"),  # out of memory: the trainer halves the batch and retries
         **eval_kw, **extra,
@@ -185,6 +230,7 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
     from transformers import EarlyStoppingCallback, Trainer
     from transformers.trainer_callback import PrinterCallback
 
+    master_weights(model)  # whatever the precision: a bf16 base's trainable copy trains in fp32
     callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=o.patience)] if dev else []
     trainer = Trainer(
         model=model, args=train_args(o, out, seed, device, bool(dev), optim),
@@ -200,11 +246,34 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
     tokens = int(trainer.state.num_input_tokens_seen)  # non-padding tokens of every training batch
     curve = _curve(trainer.state.log_history)
     best = trainer.state.best_metric
-    planned = trainer.state.max_steps
+    limit = trainer.state.max_steps
     if trainer.is_world_process_zero():
         (out / "curve.json").write_text(json.dumps({"curve": curve, "wall_s": time.perf_counter() - t0}))
         for checkpoint in out.glob("checkpoint-*"):  # the model now holds the weights kept; free the disk
             shutil.rmtree(checkpoint, ignore_errors=True)
-    return TrainResult(curve, tokens, best, state, stopped_early=state < planned)
+    budget = spent(o, device, planned_steps(o, len(train)), state, state < limit, float(trainer.state.epoch or 0.0))
+    return TrainResult(curve, tokens, best, state, stopped_early=state < limit, budget=budget)
 
 
+def planned_steps(o: LoopOptions, rows: int) -> int:
+    """The steps the budget asks for before any CPU cap: max_steps, else epochs over the rows."""
+    per_epoch = max(1, math.ceil(rows / (o.batch_size * o.grad_accum)))
+    return o.max_steps if o.max_steps > 0 else math.ceil(o.epochs * per_epoch)
+
+
+def spent(o: LoopOptions, device: str, planned: int, steps: int, early: bool, epochs: float) -> TrainingBudget:
+    """The budget of a training that ran `steps` optimizer steps of `planned` (before any CPU cap), and
+    what stopped it; `early`: early stopping ended it."""
+    how: Literal["epochs", "max_steps", "cpu_max_steps", "early_stopping"]
+    if early:
+        how, why = "early_stopping", (f"stopped at step {steps} of {planned}: dev loss did not improve for "
+                                      f"{o.patience} evaluations")
+    elif cpu_capped(o, device) and o.cpu_max_steps < planned:
+        how, why = "cpu_max_steps", (f"trained {steps} of {planned} planned steps (CPU cap, cpu_max_steps="
+                                     f"{o.cpu_max_steps}): not a converged fine-tune")
+    elif o.max_steps > 0:
+        how, why = "max_steps", f"{steps} steps (max_steps)"
+    else:
+        how, why = "epochs", f"{epochs:.3g} epochs ({steps} steps)"
+    return TrainingBudget(steps, planned, round(epochs, 4), how, why, precision(o, device),
+                          o.batch_size * o.grad_accum, learning_rate(o, device))

@@ -157,10 +157,11 @@ def _significance(records: list[CellRecord], baseline: str) -> list[dict[str, An
     from harness.data.kinds import main_metric
 
     ok = [r for r in records if r.status == "ok"]
-    kinds = {t.task: t.kind for r in ok for t in r.tasks}
+    results = {t.task: t for r in ok for t in r.tasks}
     out = []
     for task, metrics in _task_columns(ok):
-        metric = main_metric(kinds[task], [m for m in metrics if any(_item_scores(r, task, m) for r in ok)])
+        scored = [m for m in metrics if any(_item_scores(r, task, m) for r in ok)]
+        metric = main_metric(results[task].kind, scored, results[task].main_metric)
         if metric is None:
             continue
         rows = []
@@ -201,9 +202,12 @@ def decision_context(report: RunReport, records: list[CellRecord]) -> dict[str, 
     rows = views.summary_rows(analysis, decision)
     return {
         "constraints": constraints, "decision": decision, "summary": rows,
-        "pairs": views.pair_verdicts(analysis), "break_evens": views.break_even_lines(rows),
+        "pairs": views.pair_verdicts(analysis, constraints.margin),
+        "break_evens": views.break_even_lines(rows, decision),
         "coverage": views.coverage_table(records), "browser": views.item_browser(records),
-        "charts": views.all_charts(rows, records, constraints), "usd": views.usd,
+        "charts": views.all_charts(rows, records, constraints), "usd": views.usd, "budget": views.budget_text,
+        "task_metrics": analysis.task_metrics, "forgetting": views.forgetting_rows(analysis),
+        "baselines": views.baseline_rows(analysis),
     }
 
 

@@ -8,10 +8,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.core.records import CellRecord
-from harness.decide.analysis import Analysis, StrategySummary, cell_item_scores, main_metric
-from harness.decide.cost import Cost, break_evens, fmt_count, fmt_usd
+from harness.core.inference import Estimate, holm
+from harness.core.records import CellRecord, TrainingBudget
+from harness.decide.analysis import Analysis, StrategySummary, cell_item_scores, task_metric
+from harness.decide.cost import Cost, break_even, break_evens, fmt_count, fmt_usd, strategy_cost
 from harness.decide.decision import Constraints, Decision
+from harness.decide.rationale import comparison_text
 from harness.report import charts
 
 BROWSER_TEXT = 80
@@ -36,16 +38,87 @@ def summary_rows(analysis: Analysis, decision: Decision) -> list[SummaryRow]:
     return rows
 
 
-def pair_verdicts(analysis: Analysis) -> list[str]:
-    """Every pair of strategies that ran, better-scoring first, in plain words."""
+def budget_text(budget: TrainingBudget | None) -> str:
+    """'24/312 steps (CPU cap)', '40 steps (early stop)', '3 epochs (120 steps)'; '–' when nothing trained."""
+    if budget is None:
+        return "–"
+    how = {"cpu_max_steps": f"{budget.steps}/{budget.planned_steps} steps (CPU cap)",
+           "early_stopping": f"{budget.steps}/{budget.planned_steps} steps (early stop)",
+           "max_steps": f"{budget.steps} steps (max_steps)"}
+    text = how.get(budget.stopped_by, f"{budget.epochs:.3g} epochs ({budget.steps} steps)")
+    return f"{text}, {budget.precision}, lr {budget.learning_rate:.2g}"
+
+
+def _span(e: Estimate | None, scale: float = 1.0, unit: str = "", digits: int = 1) -> str:
+    if e is None:
+        return "–"
+    if math.isnan(e.low):
+        return f"{e.mean * scale:+.{digits}f}{unit}"
+    return f"{e.mean * scale:+.{digits}f}{unit} [{e.low * scale:+.{digits}f}, {e.high * scale:+.{digits}f}]"
+
+
+def _share(e: Estimate | None) -> str:
+    return "–" if e is None else f"{100 * e.mean:.1f}% [{100 * e.low:.1f}, {100 * e.high:.1f}]"
+
+
+def forgetting_rows(analysis: Analysis) -> list[dict[str, str]]:
+    """Per strategy: retention accuracy lost (points, 95% CI), knowledge lost and gained, cross-entropy
+    change; context strategies share the base's weights (zero by construction)."""
+    rows = []
+    for s in analysis.summaries:
+        f = s.forgetting
+        if s.status != "ok" or f is None:
+            continue
+        rows.append({"strategy": s.strategy, "accuracy": _span(f.accuracy_pt, unit=" pt"), "lost": _share(f.lost),
+                     "gained": _share(f.gained), "ce": _span(f.ce_delta, digits=3),
+                     "how": "shared weights (zero by construction)" if f.shared_weights else "measured"})
+    return rows
+
+
+def baseline_rows(analysis: Analysis) -> list[dict[str, Any]]:
+    """Per choice task: majority-class and chance accuracy beside each strategy's, and how often each
+    strategy gave its most frequent answer."""
+    out = []
+    for task, b in sorted(analysis.baselines.items()):
+        per = []
+        for s in analysis.summaries:
+            est = s.tasks.get(task)
+            dom = analysis.dominant.get((s.strategy, task))
+            if est is not None:
+                per.append({"strategy": s.strategy, "score": est.mean, "beats": est.low > b.majority,
+                            "dominant": f"{dom[0]} ({100 * dom[1]:.0f}%)" if dom else "–"})
+        out.append({"task": task, "majority": b.majority, "label": b.majority_label, "chance": b.chance,
+                    "strategies": per})
+    return out
+
+
+def pair_verdicts(analysis: Analysis, margin: float) -> list[str]:
+    """Every pair of strategies that ran, better-scoring first, in plain words, with p-values adjusted for
+    testing all the pairs at once (Holm)."""
     ok = sorted((s for s in analysis.summaries if s.status == "ok"), key=lambda s: (-s.score.mean, s.strategy))
-    return [analysis.paired(a.strategy, b.strategy).verdict() for i, a in enumerate(ok) for b in ok[i + 1 :]]
+    pairs = [analysis.compare(a.strategy, b.strategy, margin) for i, a in enumerate(ok) for b in ok[i + 1 :]]
+    lines = []
+    for c, q in zip(pairs, holm([c.p_value for c in pairs]), strict=True):
+        note = " (not significant once all pairs are counted)" if c.verdict == "different" and q >= 0.05 else ""
+        lines.append(f"{comparison_text(c)}; Holm-adjusted p={q:.2g}{note}")
+    return lines
 
 
-def break_even_lines(rows: list[SummaryRow]) -> list[str]:
-    costs = [r.cost for r in rows if r.s.status == "ok"]
-    return [f"{a.strategy} becomes cheaper than {b.strategy} after {fmt_count(q)} queries"
-            for a, b, q in break_evens(costs)]
+def break_even_lines(rows: list[SummaryRow], decision: Decision) -> list[str]:
+    """Break-even volumes between strategies on the Pareto front, shown only when stable: the same pair
+    overtakes at a volume within a factor of 2 on both cost bases (work and wall time), so the line does
+    not follow the machine's load."""
+    front = [r for r in rows if r.s.status == "ok" and r.s.strategy in decision.front]
+    c = decision.constraints
+    other = "wall" if c.cost_basis == "work" else "work"
+    alt = {r.s.strategy: strategy_cost(r.s, c.prices, c.price_per_hour, other) for r in front}
+    lines = []
+    for a, b, q in break_evens([r.cost for r in front]):
+        q2 = break_even(alt[a.strategy], alt[b.strategy])
+        if q2 is not None and 0.5 <= q2 / q <= 2:
+            lines.append(f"{a.strategy} becomes cheaper than {b.strategy} after {fmt_count(q)} queries "
+                         f"({fmt_count(q2)} on {other} time)")
+    return lines
 
 
 def coverage_table(records: list[CellRecord]) -> list[dict[str, Any]]:
@@ -77,7 +150,7 @@ def item_browser(records: list[CellRecord]) -> list[dict[str, Any]]:
     strategies = list(first)
     tasks: dict[str, dict[str, dict[str, Any]]] = {}
     for name, rec in first.items():
-        metric = {t.task: main_metric(list(t.metrics)) for t in rec.tasks}
+        metric = {t.task: task_metric(t) for t in rec.tasks}
         for p in rec.predictions:
             m = metric.get(p.task)
             if m is None or m not in p.scores:

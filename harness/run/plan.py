@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.core.cache import stable_hash
+from harness.core.digest import harness_code, library_versions, module_code
 from harness.core.errors import HarnessError
 from harness.core.records import SCHEMA_VERSION
 from harness.data.catalog import load_suite
@@ -46,12 +47,23 @@ class Plan:
 
 
 def cell_id(suite: Suite, model: ModelSpec, strategy: str, options: dict[str, Any], seed: int,
-            limit: int | None, retention: Suite | None = None, device: str = "cpu") -> str:
+            limit: int | None, retention: Suite | None = None, device: str = "cpu", code: str = "") -> str:
+    """The hash of everything that determines a cell's result: the inputs, the strategy's own code
+    (`code`, see `strategy_code`), the harness code on the evaluation path and the versions of the
+    libraries that compute (harness.core.digest)."""
     return stable_hash({
         "schema": SCHEMA_VERSION, "suite": suite.data_hash, "model": model.identity,
         "strategy": strategy, "options": options, "seed": seed, "limit": limit,
         "retention": retention.data_hash if retention else None, "device": device.split(":")[0],
+        "code": [harness_code(), code], "versions": library_versions(),
     })
+
+
+def strategy_code(registry: Registry, name: str) -> str:
+    """Digest of the source of strategy `name` (a hybrid: both sides')."""
+    cls = registry.get(name)
+    sides = getattr(cls, "sides", None) or (cls,)
+    return ",".join(module_code(side) for side in sides)
 
 
 def retention_suite(cfg: CompareConfig, suite: Suite) -> Suite | None:
@@ -96,7 +108,7 @@ def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Regi
     for name in names:
         opts = _validated_options(registry, name, cfg.options.get(name, {}))
         for seed in cfg.seeds:
-            cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device)
+            cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device, strategy_code(registry, name))
             cells.append(Cell(name, opts, seed, cid))
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
     batch = None if cfg.batch_size == "auto" else cfg.batch_size

@@ -7,6 +7,7 @@ A cell that raises is recorded as failed and the others still run.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,6 +26,7 @@ from harness.model.runtime import ModelRuntime
 from harness.run.plan import Cell, Plan
 from harness.run.remote import RemoteOut
 from harness.run.retention import RetentionProbe
+from harness.run.work import cell_work
 from harness.strategy.protocol import RunContext
 from harness.strategy.registry import Registry
 
@@ -64,7 +66,7 @@ class Runner:
         self.probe = None
         if plan.retention is not None:
             self.probe = RetentionProbe(plan.retention, plan.model.identity, cells_dir.parent / "retention",
-                                        plan.limit, plan.batch_size)
+                                        plan.limit, plan.batch_size, self.device)
 
     def record_path(self, cell: Cell) -> Path:
         return self.cells_dir / f"{cell.cell_id}.json"
@@ -168,33 +170,51 @@ class Runner:
             adapted = strategy.adapt(ctx, self.plan.suite)
         adapt = replace(adapted.report, wall_s=m.wall_s, peak_mem_bytes=m.peak_mem_bytes)
         kill_point("adapted")
-        preds: list[Prediction] = []
-        results: list[TaskResult] = []
+        phases = {"adapt": m.wall_s}
         with measure(self.device) as ev:
-            for task in self.plan.suite.tasks:
-                examples = task.test[: self.plan.limit]
-                self.emit("task_start", cell=cell, task=task.name, n=len(examples))
-                prompts = strategy.prompts(ctx, task, examples)
-                p, r = evaluate_task(adapted.runtime, task, examples, prompts, batch_size)
-                preds += p
-                results.append(r)
-                self.emit("task_done", cell=cell, task=task.name, n=len(examples))
-                kill_point("task-done")
+            preds, results = self._evaluate_tasks(cell, strategy, ctx, adapted.runtime, batch_size, phases)
         queries = [p for p, query in zip(preds, self._queries(preds), strict=True) if query]
+        t0 = time.perf_counter()
+        retention = self._retention(cell, adapted.runtime)
+        phases["retention"] = time.perf_counter() - t0
         return CellRecord(
             **self._header(cell), status="ok", tasks=tuple(results), predictions=tuple(preds), adapt=adapt,
             latency=summarize_latency(queries, ev.wall_s, batch_size), eval_wall_s=ev.wall_s,
-            eval_peak_mem_bytes=ev.peak_mem_bytes, retention=self._retention(cell, adapted.runtime),
+            eval_peak_mem_bytes=ev.peak_mem_bytes, retention=retention, family=cls.family,
+            work=cell_work(self.load_base().model, adapt, queries, m, ev, self.device), phase_s=phases,
         )
 
+    def _evaluate_tasks(self, cell: Cell, strategy: Any, ctx: RunContext, rt: ModelRuntime, batch_size: int | None,
+                        phases: dict[str, float]) -> tuple[list[Prediction], list[TaskResult]]:
+        """Every task's test items through the strategy's prompts on the adapted runtime."""
+        preds: list[Prediction] = []
+        results: list[TaskResult] = []
+        for task in self.plan.suite.tasks:
+            examples = task.test[: self.plan.limit]
+            self.emit("task_start", cell=cell, task=task.name, n=len(examples))
+            t0 = time.perf_counter()
+            prompts = strategy.prompts(ctx, task, examples)
+            p, r = evaluate_task(rt, task, examples, prompts, batch_size)
+            phases[f"eval:{task.name}"] = time.perf_counter() - t0
+            preds += p
+            results.append(r)
+            self.emit("task_done", cell=cell, task=task.name, n=len(examples))
+            kill_point("task-done")
+        return preds, results
+
     def _retention(self, cell: Cell, rt: ModelRuntime) -> Retention | None:
+        """The retention suite on the adapted model beside the base's; a strategy that changes only the
+        prompt shares the base's weights, so its retention is the base's, not re-scored."""
         if self.probe is None:
             return None
         n = sum(len(t.test[: self.plan.limit]) for t in self.probe.suite.tasks)
         self.emit("task_start", cell=cell, task=f"retention ({self.probe.suite.name})", n=n)
         base_path = self.probe.base_path
         shared = self.remote is not None and (base_path.is_file() or self.remote.fetch(base_path))
-        result = self.probe.measure(rt, self.load_base())
+        if self.registry.get(cell.strategy).family == "context":
+            result = self.probe.shared(self.load_base())
+        else:
+            result = self.probe.measure(rt, self.load_base())
         if self.remote is not None and not shared:
             self.remote.push(base_path)  # computed here: the base figures for every other node
         self.emit("task_done", cell=cell, task="retention", n=n)

@@ -52,6 +52,8 @@ def compose(context: type[Strategy], weights: type[Strategy]) -> type[Strategy]:
         description: ClassVar[str] = f"{context.name}'s context on {weights.name}'s weights"
         Options: ClassVar[type[StrategyOptions]] = options
         search_space = staticmethod(space) if space else None
+        sides: ClassVar[tuple[type[Strategy], type[Strategy]]] = (context, weights)
+        """The two strategies it is made of (whose code determines its results)."""
 
         def __init__(self, opts: Any):
             self.context = context(opts.context)

@@ -26,6 +26,7 @@ from typing import Any
 
 from harness.core.cache import atomic_write_text
 from harness.core.errors import HarnessError
+from harness.core.records import TrainingBudget
 from harness.model.training import LoopOptions, Rows, TrainResult, fit_rows
 
 JOB, INITIAL, TRAINED, RESULT = "job.json", "initial.safetensors", "trained.safetensors", "result.json"
@@ -105,7 +106,8 @@ def train_in_processes(launch: Launch, model: Any, train: Rows, dev: Rows, o: Lo
     result = json.loads((out / RESULT).read_text())
     for name in (INITIAL, TRAINED, JOB):
         (out / name).unlink(missing_ok=True)
-    return TrainResult(**{**result, "curve": tuple(result["curve"])})
+    budget = TrainingBudget(**result["budget"]) if result.get("budget") else None
+    return TrainResult(**{**result, "curve": tuple(result["curve"]), "budget": budget})
 
 
 def _import_strategy(ref: str, source: str | None) -> Any:

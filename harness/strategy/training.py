@@ -66,25 +66,30 @@ def sft_pairs(rt: ModelRuntime, suite: Suite, split: Literal["train", "dev"], sy
     return out
 
 
+def end_ids(rt: ModelRuntime) -> list[int]:
+    """What ends an answer or a text in training rows: the tokenizer's end-of-sequence token."""
+    eos = rt.tokenizer.eos_token_id
+    return [] if eos is None else [int(eos)]
+
+
 def tokenize_pairs(rt: ModelRuntime, pairs: list[tuple[str, str]], max_len: int) -> list[dict[str, list[int]]]:
-    """input_ids and labels (-100 on the prompt) for each pair; the response ends with end-of-turn."""
-    eos = rt.tokenizer.eos_token or ""
+    """input_ids and labels (-100 on the prompt) for each (rendered prompt, answer): split exactly as
+    scoring splits a prompt and its answer (ModelRuntime.encode_pair, after the runtime's answer
+    prefix), so training and scoring see the same tokens; the answer ends with end-of-sequence."""
     rows = []
     for prompt, response in pairs:
-        p, r = rt.encode(prompt), rt.encode(response + eos)
-        ids = (p + r)[-max_len:]
-        labels = ([-100] * len(p) + r)[-max_len:]
-        rows.append({"input_ids": ids, "labels": labels})
+        p, r = rt.encode_pair(prompt + rt.answer_prefix(), response)
+        r = r + end_ids(rt)
+        rows.append({"input_ids": (p + r)[-max_len:], "labels": ([-100] * len(p) + r)[-max_len:]})
     return rows
 
 
 def text_rows(rt: ModelRuntime, texts: Sequence[str], max_len: int) -> list[dict[str, list[int]]]:
-    """Plain next-token-loss rows (every token is a label), each text ending with end-of-text:
+    """Plain next-token-loss rows (every token is a label), each text ending with end-of-sequence:
     continued pretraining and general-text replay (see strategies/continued.py, rehearsal.py)."""
-    eos = rt.tokenizer.eos_token or ""
     rows = []
     for text in texts:
-        ids = rt.encode(text + eos)[:max_len]
+        ids = (rt.encode(text) + end_ids(rt))[:max_len]
         rows.append({"input_ids": ids, "labels": list(ids)})
     return rows
 

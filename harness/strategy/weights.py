@@ -178,4 +178,5 @@ def _report(model: Any, result: TrainResult, artifact_bytes: int, trained_on: Su
     train_items = sum(len(t.train) for t in trained_on.tasks if t.spec.trains)
     extras = {**extras, **result.extras, "train_items": float(train_items)}
     return AdaptReport(trainable_params=trainable, total_params=total, artifact_bytes=artifact_bytes,
-                       train_tokens=result.train_tokens, notes=result.notes, extras=extras, curve=result.curve)
+                       train_tokens=result.train_tokens, notes=result.notes, extras=extras, curve=result.curve,
+                       budget=result.budget)

@@ -16,8 +16,8 @@ explicitly, every collection is iterated in a fixed order and every file is writ
 line ends, so two runs with the same seed give byte-identical files. Each suite's README.md is
 written by this script too (its prose is below, its sizes are filled in from the data), so the
 README and the data never disagree. Entity, person and place names are built from syllables and
-checked to be unique across all four suites; `check_names` rejects the few common English words the
-syllables can spell.
+unique across all four suites; `BANNED` holds the real words and names the syllables spelled (found by
+looking every generated name up in the embedder's and the model's vocabularies: none is left at seed 0).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ runner sabre salon samson santa saturn season seven silva silver simon sister so
 sudan sultan summer sunset taken talent tandem tango tender texas thebes theron these timber titan token
 toronto torso total tuna tundra turin vandal vegan venom verdi vesta viking vinyl visor vodka volvo
 zelda zero
-""".split())
+""".split())  # noqa: SIM905 (a word list reads better as text)
 
 
 class Names:
@@ -82,9 +82,10 @@ class Names:
 
 def spelled(n: int) -> str | None:
     """English words for 1..99 ("thirty-seven"), the alias a model may answer with."""
-    ones = "one two three four five six seven eight nine".split()
-    teens = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
-    tens = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+    ones = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    teens = ["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+             "nineteen"]
+    tens = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
     if not 1 <= n <= 99:
         return None
     if n < 10:
@@ -178,7 +179,8 @@ TYPES: tuple[EntityType, ...] = (
         S("founded", "year", "{R} was founded in {a}.", "In which year was {r} founded?", "", 1902, 2012),
         S("players", "count", "{R} has {a} players.", "How many players does {r} have?", "number of players", 15, 88),
         S("city", "place", "{R} is based in the city of {a}.", "In which city is {r} based?", "home city"),
-        S("album", "title", "The first recording of {r} was titled {a}.", "What was the first recording of {r} titled?"),
+        S("album", "title", "The first recording of {r} was titled {a}.",
+          "What was the first recording of {r} titled?"),
     )),
     EntityType("mine", "the {e} Mine", (
         S("opened", "year", "{R} was opened in {a}.", "In which year was {r} opened?", "", 1821, 1990),
@@ -385,7 +387,8 @@ def number_items(rows: list[dict[str, object]], prefix: str, rng: random.Random)
 
 
 # ---------------------------------------------------------------- fresh-facts
-MONTHS = "January February March April May June July August September October November December".split()
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
 
 
 def fresh_facts(root: Path, rng: random.Random, names: Names) -> dict[str, object]:
@@ -985,10 +988,26 @@ The script rewrites each suite folder it generates (and only those) and leaves e
 # Instruct, CPU, the harness's own strategy classes and evaluation, full test splits); copied into the
 # READMEs. Re-measure after changing anything above.
 MEASURED = {
-    "fresh-facts": "TBD",
-    "house-style": "TBD",
-    "easy-general": "TBD",
-    "knowledge-and-style": "TBD",
+    "fresh-facts": (
+        "rag (default options) put the gold document first for 97.8% of the 92 test items (recall@5 1.0); "
+        "its answer contained the gold value for 41 of the 72 entity items, token F1 0.144 and exact match "
+        "0.0 over all 92 (the model answers with a sentence whatever the instruction: four instructions and "
+        "three question forms tried on 24 items, F1 0.10 to 0.15). On the 20 notice items, with the wording "
+        "now generated (\"new ...\"), retrieval@1 1.0, the gold value in 7 answers, F1 0.11 (4 answers "
+        "and F1 0.06 with the first wording, which did not say \"new\"). zero-shot and the weight strategies "
+        "were not run; no test value is the train answer to the same question about another entity, so they "
+        "can only score by chance."),
+    "house-style": (
+        "zero-shot 19 of 96 (0.198; chance is 0.167), few-shot 30 of 96 (0.312). The weight strategies were "
+        "not run (they need training)."),
+    "easy-general": (
+        "zero-shot 100 of 100 (accuracy 1.0), so no strategy can be significantly better. few-shot scored 0.79 "
+        "on an earlier draw of the same templates (its nearest examples, often of the other polarity, mislead "
+        "it); not re-measured on this draw."),
+    "knowledge-and-style": (
+        "rag exact match 0 of 72: it answers with a sentence that usually holds the value (\"The Zotro "
+        "Observatory employs 24 staff\" for `QTY: 24`) and never the record format. The hybrid and the weight "
+        "strategies were not run (they need training)."),
 }
 
 

@@ -28,7 +28,7 @@ from harness.data.suites import Suite, load_suite_dir
 
 Adapter = Callable[[str, ImportOptions], SuiteData]
 
-CACHE_VERSION = "2"
+CACHE_VERSION = "3"
 """Part of every cache key: bump it when an adapter's output changes for the same input."""
 
 GROUP = "harness.formats"

@@ -61,9 +61,12 @@ def get(name: str) -> TaskKind:
 _GENERIC_HEADLINE = ("f1", "accuracy", "exact_match")
 
 
-def main_metric(kind: str, metrics: Sequence[str]) -> str | None:
-    """The per-item metric a task of `kind` reporting `metrics` is judged by; for a kind not
-    registered here (a record from a plugin not installed), the first of f1, accuracy, exact_match."""
+def main_metric(kind: str, metrics: Sequence[str], declared: str | None = None) -> str | None:
+    """The per-item metric a task is judged by: the one its record declares; else (records written
+    before tasks declared one) its kind's first headline metric among `metrics`, or for a kind not
+    registered here (a plugin not installed) the first of f1, accuracy, exact_match."""
+    if declared is not None:
+        return declared
     known = _KINDS.get(kind)
     if known is not None:
         return known.main_metric(metrics)

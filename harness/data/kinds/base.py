@@ -65,7 +65,9 @@ class TaskKind:
     metrics: tuple[str, ...]
     """Metrics a task of this kind may declare; the default set when suite.toml names none."""
     headline: tuple[str, ...]
-    """Per-item metrics that can head a task's score, preferred first; empty: never in the score."""
+    """Per-item metrics a task may name as its `main_metric` (the score it is judged by), the default
+    first (for choice kinds: the default for `normalize = "none"`, then for "bytes"); empty: the kind
+    never counts in the score."""
     instruction: str
     """Default instruction when suite.toml gives none."""
     evaluate: Evaluator
@@ -77,6 +79,12 @@ class TaskKind:
     """Train items become supervised (prompt, answer) rows for weight strategies and shots for few-shot."""
     needs_labels: bool = False
     """suite.toml must list the task's `labels`."""
+    ranks_choices: bool = False
+    """Scored by ranking candidate continuations by log-likelihood: a task may set `normalize`."""
+    measures_text: bool = False
+    """Scores a text itself (its cross-entropy), not an answer to it."""
+    default_normalize: str = "none"
+    """`normalize` when suite.toml sets none (choice kinds: see harness.data.kinds.choice)."""
     answer_is_content: bool = True
     """A question and its answer found together in a corpus document is a leak (not for labels)."""
     identity: Callable[[Example], str] = shown_as_is
@@ -87,8 +95,16 @@ class TaskKind:
     """(task labels, items) -> counts per label or answer position; None when it does not apply."""
 
     def main_metric(self, metrics: Sequence[str]) -> str | None:
-        """The per-item metric the task is judged by, among the metrics it reports."""
+        """The per-item metric a task reporting `metrics` is judged by when its record does not name
+        one (records written before tasks declared `main_metric`)."""
         return next((m for m in self.headline if m in metrics), None)
+
+    def default_main_metric(self, normalize: str) -> str | None:
+        """The metric a task is judged by unless suite.toml declares another: for choice kinds, accuracy
+        of the choice picked by summed (`none`) or per-byte (`bytes`) log-likelihood."""
+        if not self.headline:
+            return None
+        return self.headline[1] if self.ranks_choices and normalize == "bytes" else self.headline[0]
 
     def answer(self, example: Example) -> str:
         """The assistant turn a perfect model would write (shots and training rows)."""

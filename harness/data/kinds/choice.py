@@ -44,17 +44,30 @@ def _multiple_choice(task: str, it: MultipleChoiceItem, _: tuple[str, ...]) -> E
     return Example(it.id, task, it.question, it.answer, (), tuple(it.choices), item_meta(it))
 
 
+def per_byte(logprobs: Sequence[float], choices: Sequence[str]) -> list[float]:
+    """Each choice's log-likelihood divided by its length in UTF-8 bytes (lm-eval's acc_norm): summed
+    log-likelihoods favour short choices, one to four tokens apart on legal-qa's labels."""
+    return [lp / max(1, len(c.encode("utf-8"))) for lp, c in zip(logprobs, choices, strict=True)]
+
+
+def _best(values: Sequence[float]) -> int:
+    return max(range(len(values)), key=lambda i: values[i])
+
+
 def ranked_choice(rt: ModelRuntime, task: Any, examples: Sequence[Example], prompts: Sequence[Prompt],
                   batch_size: int | None) -> list[Prediction]:
-    """The choice with the highest summed log-probability after the rendered prompt."""
+    """Both choices: the highest summed log-likelihood after the rendered prompt (`accuracy`) and the
+    highest per byte (`accuracy_norm`); the output is the one the task's `normalize` names."""
     preds = []
     requests = [(rt.render(p) + rt.answer_prefix(), ex.choices) for ex, p in zip(examples, prompts, strict=True)]
     for ex, p, scored in zip(examples, prompts, rt.loglikelihood_batch(requests, batch_size), strict=True):
-        best = max(range(len(ex.choices)), key=lambda i: scored.logprobs[i])
-        choice = ex.choices[best]
-        preds.append(Prediction(ex.id, task.name, choice, ex.target, {"accuracy": M.accuracy(choice, ex.target)},
-                                scored.latency_s, scored.prompt_tokens, 0, scored.logprobs,
-                                prediction_meta(ex, p)))
+        summed = ex.choices[_best(scored.logprobs)]
+        normed = ex.choices[_best(per_byte(scored.logprobs, ex.choices))]
+        scores = {"accuracy": M.accuracy(summed, ex.target), "accuracy_norm": M.accuracy(normed, ex.target)}
+        output = normed if task.normalize == "bytes" else summed
+        preds.append(Prediction(ex.id, task.name, output, ex.target, scores, scored.latency_s, scored.prompt_tokens,
+                                0, scored.logprobs, {**prediction_meta(ex, p), "choice_sum": summed,
+                                                     "choice_norm": normed}))
     return preds
 
 
@@ -77,9 +90,9 @@ def _answer_positions(labels: Sequence[str], items: Sequence[Example]) -> tuple[
 
 CLASSIFICATION = TaskKind(
     name="classification", item=ClassificationItem, to_example=_classification, fields=("text", "label"),
-    metrics=("accuracy", "balanced_accuracy"), headline=("accuracy",),
+    metrics=("accuracy", "accuracy_norm", "balanced_accuracy"), headline=("accuracy", "accuracy_norm"),
     instruction="Classify the text. Answer with one label.", evaluate=ranked_choice,
-    show=_text_to_classify, needs_labels=True, answer_is_content=False, balance=label_counts,
+    show=_text_to_classify, needs_labels=True, ranks_choices=True, answer_is_content=False, balance=label_counts,
 )
 """The candidates are not listed in the prompt: each is scored as the answer (measured on
 SmolLM2-135M: listing them drops general multiple-choice accuracy from 0.72 to 0.30, the model
@@ -87,6 +100,7 @@ echoes the list instead of answering)."""
 
 MULTIPLE_CHOICE = TaskKind(
     name="multiple-choice", item=MultipleChoiceItem, to_example=_multiple_choice, fields=("question", "answer"),
-    metrics=("accuracy",), headline=("accuracy",), instruction="Answer the question.", evaluate=ranked_choice,
-    identity=_question_and_options, extra_fields=_choice_fields, balance=_answer_positions,
+    metrics=("accuracy", "accuracy_norm"), headline=("accuracy", "accuracy_norm"), instruction="Answer the question.",
+    evaluate=ranked_choice, ranks_choices=True, identity=_question_and_options, extra_fields=_choice_fields,
+    balance=_answer_positions,
 )

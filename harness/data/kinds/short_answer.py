@@ -1,5 +1,7 @@
-"""`short-answer`: a question answered by generated text, scored by normalized exact match and token
-F1 against the answer and its aliases."""
+"""`short-answer`: a question answered by generated text, scored against the answer and its aliases by
+normalized exact match, token F1, `key_match` (every number and name of the answer, no other number:
+the default main metric, a correctness measure for factual answers) and `answer_in_output` (the
+answer contained in a longer reply)."""
 
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ def _evaluate(rt: ModelRuntime, task: Any, examples: Sequence[Example], prompts:
     preds = []
     for ex, p, g in zip(examples, prompts, gens, strict=True):
         answer, targets = extract_answer(g.text), (ex.target, *ex.aliases)
-        scores = {"exact_match": M.exact_match(answer, targets), "f1": M.token_f1(answer, targets)}
+        scores = {"exact_match": M.exact_match(answer, targets), "f1": M.token_f1(answer, targets),
+                  "key_match": M.key_match(answer, targets), "answer_in_output": M.answer_in_output(answer, targets)}
         preds.append(Prediction(ex.id, task.name, answer, ex.target, scores, g.latency_s, g.prompt_tokens,
                                 g.output_tokens, meta={**prediction_meta(ex, p), "raw_output": g.text}))
     return preds
@@ -57,6 +60,6 @@ def _evaluate(rt: ModelRuntime, task: Any, examples: Sequence[Example], prompts:
 
 SHORT_ANSWER = TaskKind(
     name="short-answer", item=ShortAnswerItem, to_example=_example, fields=("question", "answer"),
-    metrics=("exact_match", "f1"), headline=("f1", "exact_match"),
+    metrics=("exact_match", "f1", "key_match", "answer_in_output"), headline=("key_match", "exact_match", "f1"),
     instruction="Answer the question with a short phrase.", evaluate=_evaluate,
 )

@@ -39,5 +39,5 @@ def _evaluate(rt: ModelRuntime, task: Any, examples: Sequence[Example], prompts:
 LANGUAGE_MODELING = TaskKind(
     name="language-modeling", item=TextItem, to_example=_example, fields=("text", ""),
     metrics=("cross_entropy",), headline=(), instruction="", evaluate=_evaluate,
-    query=False, trains=False, answer_is_content=False,
+    query=False, trains=False, answer_is_content=False, measures_text=True,
 )

@@ -48,7 +48,7 @@ from harness.core.records import to_json
 from harness.run.tune.dev import METRICS, cell_score, dev_view, trial_value
 from harness.run.tune.parallel import in_processes, on_ray
 from harness.run.tune.results import TrialRow, TuneResult, load_result, report_rows, result_of, summary_line, trial_rows
-from harness.run.tune.spaces import default_params, search_space
+from harness.run.tune.spaces import default_params, effective_rates, search_space
 from harness.run.tune.study import (
     TrialFailed,
     TrialSpec,
@@ -108,7 +108,7 @@ def tune(spec: TrialSpec, how: Tuning) -> TuneResult:
     study = open_study(spec)
     requeue_interrupted(study)
     if not study.trials:
-        params = default_params(space, spec.base_options)
+        params = default_params(space, effective_rates(spec.base_options, spec.device))
         if params is not None:
             study.enqueue_trial(params, user_attrs={"defaults": True})
     remaining = how.trials - sum(r.state != "interrupted" for r in trial_rows(study))

@@ -12,6 +12,16 @@ if TYPE_CHECKING:
     from harness.strategy.registry import Registry
 
 
+def effective_rates(options: dict[str, Any], device: str) -> dict[str, Any]:
+    """`options` with `learning_rate` set to the rate in effect on `device` (the CPU default under the
+    CPU cap), recursively for a hybrid's sides: what trial 0 must reproduce."""
+    out = {k: effective_rates(v, device) if isinstance(v, dict) else v for k, v in options.items()}
+    capped = not device.startswith("cuda") and out.get("cpu_max_steps", 0)
+    if capped and out.get("cpu_learning_rate"):
+        out["learning_rate"] = out["cpu_learning_rate"]
+    return out
+
+
 def search_space(registry: Registry, name: str) -> SearchSpace | None:
     """The space strategy `name` declares (a hybrid: both sides'), or None: not tuned."""
     return space_of(registry.get(name))

@@ -71,7 +71,7 @@ def _run_trial_cell(runner: Runner, cell: Any, trial: Any, maximize: bool) -> Ce
 
 def objective(spec: TrialSpec, runner: Runner, space: SearchSpace) -> Callable[[Any], float]:
     """One trial: sample options, run (or reuse) the cell on the dev view, return its dev figure."""
-    from harness.run.plan import Cell, cell_id
+    from harness.run.plan import Cell, cell_id, strategy_code
 
     plan = runner.plan
 
@@ -84,7 +84,8 @@ def objective(spec: TrialSpec, runner: Runner, space: SearchSpace) -> Callable[[
 
     def attempt(trial: Any) -> float:
         options = _options(runner.registry, spec, space(trial))
-        cid = cell_id(plan.suite, plan.model, spec.strategy, options, spec.seed, spec.limit, None, runner.device)
+        cid = cell_id(plan.suite, plan.model, spec.strategy, options, spec.seed, spec.limit, None, runner.device,
+                      strategy_code(runner.registry, spec.strategy))
         trial.set_user_attr("options", options)
         trial.set_user_attr("host", f"{platform.node()}:{os.getpid()}")  # which worker ran it
         trial.set_user_attr("cell_id", cid)

@@ -1,0 +1,61 @@
+"""What this machine computes per second, measured once and cached: the dense matmul throughput (fp32
+on a CPU, bf16 on CUDA) that prices work in FLOPs (harness.decide.cost, the `work` basis) and turns a
+plan's FLOPs into predicted time. A few seconds of micro-benchmark the first time; a lookup after."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from typing import Any
+
+from harness.core.cache import atomic_write_text, cache_root, stable_hash
+
+
+def _machine_key(device: str) -> str:
+    import torch
+
+    name = torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor()
+    return stable_hash({"node": platform.node(), "machine": platform.machine(), "name": name, "device": device,
+                        "threads": torch.get_num_threads(), "torch": torch.__version__})
+
+
+def _measure(device: str, seconds: float = 1.0) -> float:
+    """Sustained FLOP/s of square matmuls (1024 on CPU in fp32, 8192 on CUDA in bf16)."""
+    import torch
+
+    cuda = device.startswith("cuda")
+    n, dtype = (8192, torch.bfloat16) if cuda else (1024, torch.float32)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(3):
+        a @ b
+    sync()
+    runs, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        runs += 1
+    sync()
+    return 2 * n**3 * runs / (time.perf_counter() - t0)
+
+
+def flops_per_second(device: str = "cpu") -> float:
+    """This machine's measured matmul throughput on `device` (cached per machine, device and threads)."""
+    path = cache_root() / "throughput.json"
+    known: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    key = _machine_key(device)
+    if key not in known:
+        known[key] = _measure(device)
+        atomic_write_text(path, json.dumps(known, indent=1))
+    return float(known[key])
+
+
+def matmul_params(model: Any) -> int:
+    """Parameters that take part in a matmul per token: all of them, less the input embedding table
+    (a lookup), plus the output head (a matmul even when it shares the embedding table)."""
+    total = sum(p.numel() for p in model.parameters())
+    embed = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    tied = head is not None and head.weight.data_ptr() == embed.data_ptr()
+    return int(total - embed.numel() + (embed.numel() if tied else 0))

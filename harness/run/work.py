@@ -1,0 +1,31 @@
+"""A cell's work in units that do not move with the machine's load: FLOPs from the model's size and
+the tokens it trained on and read, process CPU seconds, and the machine's measured throughput.
+
+Training FLOPs per token: 2 x the matmul parameters forward, 2 x backward through the activations,
+and 2 x the trainable parameters for their gradients (6N for full fine-tuning, about 4N for LoRA).
+Evaluation: 2 x the matmul parameters per token read or generated. Attention's own FLOPs (which grow
+with sequence length) are left out: at a few hundred tokens they are a few percent. Work reported by a
+strategy itself (`extras["index_flops"]`: embedding a RAG corpus) is added to its adaptation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.core.measure import Measured
+from harness.core.records import AdaptReport, Prediction
+from harness.model.throughput import flops_per_second, matmul_params
+
+
+def cell_work(base_model: Any, adapt: AdaptReport, queries: Sequence[Prediction], adapt_m: Measured,
+              eval_m: Measured, device: str) -> dict[str, float]:
+    n = matmul_params(base_model)
+    train = adapt.train_tokens * (4 * n + 2 * adapt.trainable_params)
+    eval_tokens = sum(p.prompt_tokens + p.output_tokens for p in queries)
+    return {
+        "adapt_cpu_s": adapt_m.cpu_s, "eval_cpu_s": eval_m.cpu_s, "train_tokens": float(adapt.train_tokens),
+        "eval_tokens": float(eval_tokens), "queries": float(len(queries)),
+        "adapt_flops": float(train + adapt.extras.get("index_flops", 0.0)), "eval_flops": float(2 * n * eval_tokens),
+        "flops_per_s": flops_per_second(device),
+    }
