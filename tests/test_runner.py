@@ -94,8 +94,12 @@ def test_compare_resumes_after_a_hard_kill_without_recomputing(mini_suite_dir, t
     assert second.stdout.count("reused") == 2
     for name, blob in done.items():
         assert (cells / name).read_bytes() == blob  # not recomputed, not rewritten
-    [run_dir] = [d for d in (tmp_path / "mini").iterdir() if (d / "report.json").is_file()]
-    report = json.loads((run_dir / "report.json").read_text())
+    runs = [d for d in (tmp_path / "mini").iterdir() if (d / "report.json").is_file()]
+    reports = {d: json.loads((d / "report.json").read_text()) for d in runs}
+    [killed] = [d for d, r in reports.items() if r["progress"] is not None]  # its partial report stays
+    assert reports[killed]["progress"] == [2, 3] and len(reports[killed]["cells"]) == 2
+    [run_dir] = [d for d, r in reports.items() if r["progress"] is None]
+    report = reports[run_dir]
     assert [c["status"] for c in report["cells"]] == ["ok", "ok", "ok"]
     for c in report["cells"]:
         from_json(CellRecord, (run_dir / c["record"]).read_bytes())

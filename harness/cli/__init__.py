@@ -42,6 +42,9 @@ err = Console(stderr=True, highlight=False)
 
 def main() -> None:
     """Entry point: input errors print one line per problem and exit 2, without a traceback."""
+    from harness.core.quiet import silence_known_noise
+
+    silence_known_noise()
     try:
         app()
     except HarnessError as e:

@@ -8,7 +8,14 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -28,39 +35,70 @@ def _batch(value: str | None) -> int | str | None:
 
 
 class ProgressView:
-    """Turns runner events into a rich progress bar over test items and one line per cell."""
+    """Turns runner events into a rich progress bar over test items (with an ETA), a second bar over a
+    training's steps (with its loss), and one line per cell; says where the report is once it exists."""
 
     def __init__(self, progress: Progress):
         self.progress = progress
         self.bar = progress.add_task("starting", total=None)
+        self.train: Any = None
+        self.report_shown = False
+        self.handlers = {"run_start": self.start, "model_loading": self.loading, "cell_start": self.adapting,
+                         "train_step": self.step, "report_written": self.report, "task_start": self.task,
+                         "task_done": self.advance, "cell_done": self.done, "cells_submitted": self.submitted,
+                         "cell_cached": self.reused}
 
     def __call__(self, event: str, **data: Any) -> None:
         cell = data.get("cell")
         label = escape(f"{cell.strategy} seed {cell.seed}") if cell else ""  # names are data, never markup
         if event in _MESSAGES:
             self.progress.console.print(_MESSAGES[event](data), soft_wrap=True)
-        elif event == "run_start":
-            self.start(data)
-        elif event == "model_loading":
-            self.progress.update(self.bar, description=f"loading model {data['model'].ref} (first use converts it)")
-        elif event == "cell_start":
-            self.progress.update(self.bar, description=f"{label}: adapting")
-        elif event == "task_start":
-            self.progress.update(self.bar, description=f"{label}: {escape(data['task'])} ({data['n']} items)")
-        elif event == "task_done":
-            self.progress.advance(self.bar, data["n"])
-        elif event == "cell_done":
-            rec = data["record"]
-            style = {"ok": "green", "skipped": "yellow"}.get(rec.status, "red")
-            extra = f": {escape(rec.error)}" if rec.error else ""
-            self.progress.console.print(f"[{style}]{rec.status}[/] {label}{extra}", soft_wrap=True)
-        elif event == "cells_submitted":
-            self.progress.update(self.bar, description=f"{data['n']} cells running on {data['executor']}")
-        elif event == "cell_cached" and cell is not None:
-            self.progress.console.print(f"[cyan]reused[/] {label} ({cell.cell_id})")
+        elif event in self.handlers:
+            self.handlers[event](label, data)
 
+    def say(self, text: str) -> None:
+        self.progress.update(self.bar, description=text)
 
-    def start(self, data: dict[str, Any]) -> None:
+    def loading(self, label: str, data: dict[str, Any]) -> None:
+        self.say(f"loading model {escape(data['model'].ref)} (first use converts it)")
+
+    def adapting(self, label: str, data: dict[str, Any]) -> None:
+        self.say(f"{label}: adapting")
+
+    def task(self, label: str, data: dict[str, Any]) -> None:
+        self.say(f"{label}: {escape(data['task'])} ({data['n']} items)")
+
+    def advance(self, label: str, data: dict[str, Any]) -> None:
+        self.progress.advance(self.bar, data["n"])
+
+    def submitted(self, label: str, data: dict[str, Any]) -> None:
+        self.say(f"{data['n']} cells running on {data['executor']}")
+
+    def reused(self, label: str, data: dict[str, Any]) -> None:
+        self.progress.console.print(f"[cyan]reused[/] {label} ({data['cell'].cell_id})")
+
+    def report(self, label: str, data: dict[str, Any]) -> None:
+        if not self.report_shown:
+            self.report_shown = True
+            self.progress.console.print(Text(f"report (rewritten after every cell): {data['folder']}/report.html"))
+
+    def done(self, label: str, data: dict[str, Any]) -> None:
+        if self.train is not None:
+            self.progress.remove_task(self.train)
+            self.train = None
+        rec = data["record"]
+        style = {"ok": "green", "skipped": "yellow"}.get(rec.status, "red")
+        extra = f": {escape(rec.error)}" if rec.error else ""
+        self.progress.console.print(f"[{style}]{rec.status}[/] {label}{extra}", soft_wrap=True)
+
+    def step(self, label: str, data: dict[str, Any]) -> None:
+        loss = "" if data["loss"] is None else f", loss {data['loss']:.3f}"
+        text = f"{label}: training step {data['step']}/{data['steps']}{loss}"
+        if self.train is None:
+            self.train = self.progress.add_task(text, total=data["steps"])
+        self.progress.update(self.train, description=text, completed=data["step"], total=data["steps"])
+
+    def start(self, label: str, data: dict[str, Any]) -> None:
         plan = data["plan"]
         for note in data["notes"]:
             self.progress.console.print(Text(f"note: {note}"))
@@ -96,6 +134,9 @@ def _summary(records: list[Any]) -> Table:
         table.add_row(r.strategy, str(r.seed), r.status, *cells, p50)
     return table
 
+
+COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+           TextColumn("eta"), TimeRemainingColumn())
 
 # The flags of `harness compare` (the decision's are shared with `recommend`: harness.cli.constraints).
 SUITE = typer.Option(None, "--suite", "-s", help="Suite name (see `harness suites`), folder, or "
@@ -182,8 +223,7 @@ def compare(
         "mlflow": mlflow or None, "mlflow_uri": mlflow_uri,
     })
     cfg = cfg.model_copy(update={"decide": C.constraints_from(cfg.decide, **C.given(flags))})
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*COLUMNS, console=console, transient=True) as progress:
         run = api.compare(cfg, on_event=ProgressView(progress))
     console.print(_summary(list(run.records)))
     if run.decision is not None:

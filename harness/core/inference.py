@@ -54,14 +54,25 @@ class Estimate:
     n_seeds: int
 
 
+def none_seen_bound(n: int, level: float = 0.95) -> float:
+    """The largest rate at which an event could occur, at `level` one-sided confidence, when it was seen
+    in none of `n` trials (the exact binomial bound; about 3/n at 95%, the "rule of three")."""
+    return 1.0 - (1.0 - level) ** (1.0 / max(1, n))
+
+
 def estimate(scores: Scores, seed: int = 0, n_boot: int = 2000) -> Estimate:
+    """The macro mean with its 95% interval. A task whose items all scored 0 (or all 1) has a degenerate
+    bootstrap (nothing to resample): its share of the interval is widened to what seeing no success (no
+    failure) on that many items allows."""
     if not scores:
         return Estimate(math.nan, math.nan, math.nan, 0, 0)
     reps = replicates(scores, seed, n_boot)
     n_items = sum(a.shape[1] for a in scores.values())
     n_seeds = next(iter(scores.values())).shape[0]
-    return Estimate(macro(scores), float(np.quantile(reps, 0.025)), float(np.quantile(reps, 0.975)), n_items,
-                    n_seeds)
+    mean, low, high = macro(scores), float(np.quantile(reps, 0.025)), float(np.quantile(reps, 0.975))
+    up = sum(none_seen_bound(a.size, 0.975) for a in scores.values() if np.all(a == 0)) / len(scores)
+    down = sum(none_seen_bound(a.size, 0.975) for a in scores.values() if np.all(a == 1)) / len(scores)
+    return Estimate(mean, min(low, mean - down), max(high, mean + up), n_items, n_seeds)
 
 
 Verdict = Literal["different", "equivalent", "underpowered"]
@@ -141,9 +152,12 @@ def compare(a_name: str, a: Scores, b_name: str, b: Scores, margin: float, seed:
     observed = macro(a) - macro(b)
     n_items = sum(x.shape[1] for x in a.values())
     n_seeds = min(next(iter(a.values())).shape[0], next(iter(b.values())).shape[0]) if a else 0
-    if not a or all(np.array_equal(a[t], b[t]) for t in a):
-        return Comparison(a_name, b_name, observed if a else math.nan, 0.0, 0.0, 0.0, 0.0, 1.0, margin,
-                          n_items, n_seeds)
+    if not a:
+        return Comparison(a_name, b_name, math.nan, 0.0, 0.0, 0.0, 0.0, 1.0, margin, 0, 0)
+    if all(np.array_equal(a[t], b[t]) for t in a):  # no item differs: the bootstrap has nothing to draw,
+        # but a difference smaller than one item in about n/3 could have gone unseen (scores in [0, 1])
+        u95, u975 = none_seen_bound(n_items, 0.95), none_seen_bound(n_items, 0.975)
+        return Comparison(a_name, b_name, 0.0, -u975, u975, -u95, u95, 1.0, margin, n_items, n_seeds)
     reps = diff_replicates(a, b, seed, n_boot)
     centered = reps - observed
     p = float(min(1.0, (np.sum(np.abs(centered) >= abs(observed)) + 1) / (n_boot + 1)))

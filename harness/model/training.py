@@ -62,11 +62,13 @@ class LoopOptions(StrategyOptions):
         "autocast to bf16; auto: bf16-mixed on CUDA, fp32 on CPU.")
 
 
-def step_budget(o: LoopOptions, device: str) -> int:
+def step_budget(o: LoopOptions, device: str, rows: int | None = None) -> int:
     """Optimizer steps one training may take (-1: the epoch budget decides): `max_steps`, capped on
-    CPU by `cpu_max_steps` (0: no cap)."""
+    CPU by `cpu_max_steps` (0: no cap). The cap only ever shortens: with `rows` known, a small train
+    set whose epochs need fewer steps than the cap trains its epochs, not the cap."""
     if not device.startswith("cuda") and o.cpu_max_steps:
-        return o.cpu_max_steps if o.max_steps < 0 else min(o.max_steps, o.cpu_max_steps)
+        cap = o.cpu_max_steps if o.max_steps < 0 else min(o.max_steps, o.cpu_max_steps)
+        return cap if rows is None else min(cap, planned_steps(o, rows))
     return o.max_steps
 
 
@@ -148,11 +150,12 @@ def _curve(log_history: list[dict[str, Any]]) -> tuple[dict[str, float], ...]:
     return tuple(rows)
 
 
-def train_args(o: LoopOptions, out: Path, seed: int, device: str, has_dev: bool, optim: str | None = None) -> Any:
+def train_args(o: LoopOptions, out: Path, seed: int, device: str, has_dev: bool, optim: str | None = None,
+               rows: int | None = None) -> Any:
     from transformers import TrainingArguments
 
     extra: dict[str, Any] = {"optim": optim} if optim else {}
-    max_steps = step_budget(o, device)
+    max_steps = step_budget(o, device, rows)
     # Checkpoints every eval_every steps, optimizer and RNG states included, so a killed training
     # resumes where it stopped (see sft_train); with a dev split, the best one is kept and loaded.
     eval_kw: dict[str, Any] = dict(save_strategy="steps", save_steps=o.eval_every, save_total_limit=1)
@@ -210,6 +213,35 @@ def on_dev_eval(hook: DevEvalHook) -> Iterator[None]:
         _dev_eval_hooks.reset(token)
 
 
+StepHook = Callable[[int, int, float | None], None]
+"""Called with (optimizer step, planned steps, latest training loss or None) after every step: the
+progress display."""
+_step_hooks: ContextVar[tuple[StepHook, ...]] = ContextVar("step_hooks", default=())
+
+
+@contextmanager
+def on_train_step(hook: StepHook) -> Iterator[None]:
+    """Call `hook` after every optimizer step of trainings that start inside the block."""
+    token = _step_hooks.set((*_step_hooks.get(), hook))
+    try:
+        yield
+    finally:
+        _step_hooks.reset(token)
+
+
+def _step_callback(hooks: tuple[StepHook, ...]) -> Any:
+    from transformers import TrainerCallback
+
+    class StepHooks(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            loss = next((float(h["loss"]) for h in reversed(state.log_history) if "loss" in h), None)
+            for hook in hooks:
+                hook(int(state.global_step), int(state.max_steps), loss)
+            return control
+
+    return StepHooks()
+
+
 def _dev_eval_callback(hooks: tuple[DevEvalHook, ...]) -> Any:
     from transformers import TrainerCallback
 
@@ -233,7 +265,7 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
     master_weights(model)  # whatever the precision: a bf16 base's trainable copy trains in fp32
     callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=o.patience)] if dev else []
     trainer = Trainer(
-        model=model, args=train_args(o, out, seed, device, bool(dev), optim),
+        model=model, args=train_args(o, out, seed, device, bool(dev), optim, len(train)),
         data_collator=PadCollator(pad_id), train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,
     )
@@ -241,6 +273,8 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
     trainer.add_callback(_kill_point_after_save())
     if _dev_eval_hooks.get():
         trainer.add_callback(_dev_eval_callback(_dev_eval_hooks.get()))
+    if _step_hooks.get():
+        trainer.add_callback(_step_callback(_step_hooks.get()))
     t0 = time.perf_counter()
     state = trainer.train(resume_from_checkpoint=last_checkpoint(out)).global_step
     tokens = int(trainer.state.num_input_tokens_seen)  # non-padding tokens of every training batch
@@ -251,8 +285,21 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
         (out / "curve.json").write_text(json.dumps({"curve": curve, "wall_s": time.perf_counter() - t0}))
         for checkpoint in out.glob("checkpoint-*"):  # the model now holds the weights kept; free the disk
             shutil.rmtree(checkpoint, ignore_errors=True)
+    check_tied(model)
     budget = spent(o, device, planned_steps(o, len(train)), state, state < limit, float(trainer.state.epoch or 0.0))
     return TrainResult(curve, tokens, best, state, stopped_early=state < limit, budget=budget)
+
+
+def check_tied(model: Any) -> None:
+    """A model that ties its output head to its input embedding still does after training (the Trainer
+    reloads the best checkpoint, where the head is saved once, as the embedding)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config: Any = getattr(base, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    tied = getattr(text, "tie_word_embeddings", False)
+    head = base.get_output_embeddings() if tied and hasattr(base, "get_output_embeddings") else None
+    if head is not None and head.weight.data_ptr() != base.get_input_embeddings().weight.data_ptr():
+        raise RuntimeError("the output head is no longer tied to the input embedding after training")
 
 
 def planned_steps(o: LoopOptions, rows: int) -> int:

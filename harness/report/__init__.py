@@ -52,12 +52,14 @@ class RunReport:
     baseline: str = "zero-shot"
     """The strategy every other one is tested against per task, and whose prompts RAG's extra tokens are
     counted against (compare's `baseline`)."""
+    progress: tuple[int, int] | None = None
+    """(cells finished, cells planned) while the run is still going; None once it is complete."""
     schema_version: int = 1
 
 
 def md_cell(value: object) -> str:
     """Text safe inside a markdown table cell: no HTML, no pipes, no line breaks, no link syntax."""
-    text = html.escape(str(value), quote=True)
+    text = html.escape(str(value), quote=False)  # no HTML in a markdown cell; quotes are harmless there
     for ch in "\\|*_`[]#~":
         text = text.replace(ch, "\\" + ch)
     return " ".join(text.split())
@@ -259,7 +261,7 @@ def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> Decis
 def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
               constraints: dict[str, Any] | None = None,
               tuning: tuple[dict[str, Any], ...] = (), data_notes: tuple[str, ...] = (),
-              baseline: str = "zero-shot") -> tuple[RunReport, Decision]:
+              baseline: str = "zero-shot", progress: tuple[int, int] | None = None) -> tuple[RunReport, Decision]:
     """Copy the records into the run folder, write report.json, render markdown and HTML."""
     refs = []
     for rec in records:
@@ -269,7 +271,7 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
         refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
     first = records[0]
     report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
-                       constraints or {}, tuning, data_notes, baseline)
+                       constraints or {}, tuning, data_notes, baseline, progress)
     atomic_write_text(run_dir / "report.json", to_json(report))
     return report, render(report, records, run_dir)
 

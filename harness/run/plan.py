@@ -105,7 +105,8 @@ def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Regi
         registry.get(name)  # options for a strategy that does not exist: say which
     retention = retention_suite(cfg, suite)
     cells = []
-    for name in names:
+    for name in sorted(names, key=lambda n: registry.get(n).family != "context"):  # quick ones first: an
+        # early partial report has them while the weight strategies train
         opts = _validated_options(registry, name, cfg.options.get(name, {}))
         for seed in cfg.seeds:
             cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device, strategy_code(registry, name))

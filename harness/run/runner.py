@@ -23,6 +23,7 @@ from harness.core.records import CellRecord, Prediction, Retention, TaskResult, 
 from harness.data.evaluation import evaluate_task
 from harness.model.load import load_runtime, pick_device
 from harness.model.runtime import ModelRuntime
+from harness.model.training import on_train_step
 from harness.run.plan import Cell, Plan
 from harness.run.remote import RemoteOut
 from harness.run.retention import RetentionProbe
@@ -166,7 +167,8 @@ class Runner:
                          self.load_base)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         self.load_base()  # shared by cells: loading it is not part of any strategy's cost
-        with measure(self.device) as m:
+        step = lambda s, n, loss: self.emit("train_step", cell=cell, step=s, steps=n, loss=loss)  # noqa: E731
+        with measure(self.device) as m, on_train_step(step):
             adapted = strategy.adapt(ctx, self.plan.suite)
         adapt = replace(adapted.report, wall_s=m.wall_s, peak_mem_bytes=m.peak_mem_bytes)
         kill_point("adapted")
