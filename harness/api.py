@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.core.cache import exclusive
 from harness.core.errors import HarnessError
+from harness.core.faults import kill_point
 from harness.core.records import CellRecord
 from harness.decide.analysis import analyze
 from harness.decide.decision import Constraints, Decision, merge_constraints
@@ -111,6 +112,7 @@ def compare(config: CompareConfig | Mapping[str, Any] | str | Path, *, on_event:
         emit("run_start", plan=ready.plan, pending=ready.pending(), device=ready.runner.device,
              executor=ready.executor.name, notes=ready.suite.notes)
         ready.runner.emit = PartialReports(cfg, ready.plan, ready.runner, ready.suite, constraints, tuned, emit)
+        kill_point("run-start")
         records = ready.executor.run(ready.runner)
         return _finish(cfg, ready.plan, ready.runner, ready.suite, records, constraints, tuned, emit)
 

@@ -49,7 +49,8 @@ def final_records(out: Path) -> dict[str, dict]:
     """strategy -> record (timing fields removed) of the complete run folder."""
     from test_determinism import without_timing
 
-    runs = [d for d in (out / "mini").iterdir() if (d / "report.html").is_file()]
+    runs = [d for d in (out / "mini").iterdir() if (d / "report.json").is_file()
+            and json.loads((d / "report.json").read_text())["progress"] is None]  # a killed run's partial report stays
     assert len(runs) == 1, runs
     report = json.loads((runs[0] / "report.json").read_text())
     return {c["strategy"]: without_timing(json.loads((runs[0] / c["record"]).read_text())) for c in report["cells"]}

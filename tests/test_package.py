@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent.parent
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "250"}
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "COLUMNS": "250"}
     return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
