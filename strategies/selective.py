@@ -26,6 +26,7 @@ from harness.strategy import (
     Task,
     TrainOptions,
     Unsupported,
+    merged_for_eval,
     prompts_as_trained,
     save_trainable,
     search,
@@ -59,7 +60,7 @@ class Ia3:
         self.options = options
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
-        return train_weights(self, run, suite)  # peft saves the IA3 vectors itself
+        return train_weights(self, run, suite, serve=merged_for_eval)  # peft saves the IA3 vectors itself
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
         return prompts_as_trained(self.options, task, examples)

@@ -8,7 +8,8 @@ import copy
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field
+from harness_strategies.schedules import SCHEDULE_HELP, Schedule, train_scheduled
+from pydantic import BaseModel, Field
 
 from harness.strategy import (
     Adapted,
@@ -20,6 +21,7 @@ from harness.strategy import (
     Task,
     TrainOptions,
     Unsupported,
+    merged_for_eval,
     prompts_as_trained,
     search,
     train_weights,
@@ -37,18 +39,25 @@ class LoraOptions(TrainOptions):
     target_modules: list[str] = Field(["q_proj", "v_proj"], min_length=1)
 
 
+class ScheduledLoraOptions(LoraOptions):
+    """`lora`'s (and `dora`'s) options: LoRA's, plus the multi-task schedule (strategies/schedules.py)."""
+
+    schedule: Schedule = Field("joint", description=SCHEDULE_HELP)
+
+
 class FullOptions(TrainOptions):
     learning_rate: float = Field(2e-5, gt=0, le=1.0, description="For a full schedule.")
     cpu_learning_rate: float | None = Field(1e-4, gt=0, le=1.0, description="Under the CPU step cap.")
     keep_weights: bool = Field(True, description="Keep the fine-tuned weights (a full copy of the model) in the "
                                "cell folder; off: record their sha256 and size, then delete them.")
+    schedule: Schedule = Field("joint", description=SCHEDULE_HELP)
 
 
 def default_rates(method: str) -> dict[str, float]:
     """The learning rates `lora` or `full-ft` train with by default, for a full schedule and under the
     CPU cap (rehearsal and continued pretraining use the same, so that without their addition they
     train exactly as those do)."""
-    options = {"lora": LoraOptions, "full-ft": FullOptions}[method]
+    options: type[BaseModel] = LoraOptions if method == "lora" else FullOptions
     return {k: float(options.model_fields[k].default) for k in ("learning_rate", "cpu_learning_rate")}
 
 
@@ -97,7 +106,7 @@ class Lora:
     name: ClassVar[str] = "lora"
     family: ClassVar[str] = "weights"
     description: ClassVar[str] = "LoRA adapters (peft) trained on the train split; base frozen."
-    Options: ClassVar[type[LoraOptions]] = LoraOptions
+    Options: ClassVar[type[LoraOptions]] = ScheduledLoraOptions
     use_dora: ClassVar[bool] = False
     search_space = staticmethod(lora_space)
 
@@ -110,7 +119,9 @@ class Lora:
         return get_peft_model(copy.deepcopy(base.model), _lora_config(self.options, self.use_dora))
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
-        return train_weights(self, run, suite)
+        if getattr(self.options, "schedule", "joint") != "joint":
+            return train_scheduled(self, run, suite)
+        return train_weights(self, run, suite, serve=merged_for_eval)
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
         return prompts_as_trained(self.options, task, examples)
@@ -129,6 +140,7 @@ class Qlora(Lora):
 
     name: ClassVar[str] = "qlora"
     description: ClassVar[str] = "LoRA on a 4-bit NF4 quantized base (bitsandbytes)."
+    Options: ClassVar[type[LoraOptions]] = LoraOptions  # joint training only
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         import torch
@@ -175,6 +187,8 @@ class FullFinetune:
         return all_trainable_copy(base)
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        if self.options.schedule != "joint":
+            return train_scheduled(self, run, suite)
         return train_weights(self, run, suite)
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:

@@ -99,14 +99,16 @@ def mini_suite(mini_suite_dir: Path):
 @pytest.fixture(scope="session")
 def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One harness cache per test session, so no result depends on what ran before (a user's
-    compare, an earlier test run). Only converted models are shared with the user's cache: they are
-    a pure function of the model file and expensive to rebuild (the default model takes ~40 s)."""
+    compare, an earlier test run). Only models are shared with the user's cache (converted weights and
+    GGUF files assembled from chunk packages): they are a pure function of the model package and
+    expensive to rebuild (the default model takes ~40 s)."""
     from harness.core.cache import cache_root
 
     root = tmp_path_factory.mktemp("harness-cache")
-    user_models = cache_root() / "models"
-    user_models.mkdir(parents=True, exist_ok=True)
-    (root / "models").symlink_to(user_models, target_is_directory=True)
+    for name in ("models", "gguf"):
+        user = cache_root() / name
+        user.mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(user, target_is_directory=True)
     return root
 
 

@@ -33,3 +33,23 @@ def test_bad_input_raises_before_anything_is_written(tmp_path, mini_suite_dir):
     assert not (tmp_path / "out").exists()
     with pytest.raises(HarnessError, match="field 'stratgies'"):
         harness.compare({"suite": str(mini_suite_dir), "stratgies": ["zero-shot"]})
+
+
+def test_rerun_recomputes_the_named_strategies_only(tmp_path, mini_suite_dir, tiny_model_dir):
+    cfg = {"suite": str(mini_suite_dir), "model": str(tiny_model_dir), "strategies": ["zero-shot", "few-shot"],
+           "out": str(tmp_path / "reports"), "limit": 2}
+    first = harness.compare(cfg)
+    events: list[tuple[str, str]] = []
+
+    def seen(name: str, **data) -> None:
+        if "cell" in data:
+            events.append((name, data["cell"].strategy))
+
+    again = harness.compare({**cfg, "rerun": ["few-shot"]}, on_event=seen)
+    assert ("cell_cached", "zero-shot") in events and ("cell_start", "few-shot") in events
+    assert ("cell_cached", "few-shot") not in events
+    old, new = (next(r for r in run.records if r.strategy == "few-shot") for run in (first, again))
+    assert new.cell_id == old.cell_id and new.provenance.finished_at >= old.provenance.finished_at
+    assert [p.output for p in new.predictions] == [p.output for p in old.predictions]  # same inputs, same answers
+    with pytest.raises(HarnessError, match="--rerun lora: not among"):
+        harness.compare({**cfg, "rerun": ["lora"]})

@@ -106,6 +106,29 @@ def test_end_to_end_on_the_real_default_model(tmp_path):
 
 
 @pytest.mark.slow
+def test_both_real_models_end_to_end(tmp_path):
+    """The chat model and the base model (Gemma-3-270M: no chat template, BOS added) in one compare: each
+    answers, LoRA trains on each, and the report decides between (model, strategy) pairs."""
+    config = tmp_path / "run.toml"
+    config.write_text('suite = "legal-qa"\nmodels = ["smollm2-135m-instruct", "gemma-3-270m"]\n'
+                      'strategies = ["zero-shot", "lora"]\nlimit = 3\n[options.lora]\nmax_steps = 2\neval_every = 2\n')
+    out = tmp_path / "reports"
+    proc = cli("compare", "--config", str(config), "--out", str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir, records = run_records(out)
+    assert sorted((r.model.split(":")[0], r.strategy) for r in records) == [
+        ("gemma-3-270m", "lora"), ("gemma-3-270m", "zero-shot"),
+        ("smollm2-135m-instruct", "lora"), ("smollm2-135m-instruct", "zero-shot")]
+    for rec in records:
+        assert rec.status == "ok", rec.error
+        assert any(p.output.strip() for p in rec.predictions)  # each model really answered
+        assert not any("\nQuestion:" in p.output for p in rec.predictions)  # the base model stops at its turn
+        assert rec.retention is not None
+    md = (run_dir / "report.md").read_text()
+    assert "## Model x strategy" in md and "gemma-3-270m/lora" in md
+
+
+@pytest.mark.slow
 def test_weight_strategies_end_to_end_on_the_real_model(tmp_path):
     """lora and qlora (4-bit NF4 on CPU) train a few steps on legal-qa and are evaluated like the rest."""
     config = tmp_path / "run.toml"

@@ -20,7 +20,8 @@ from harness.core.records import CellRecord, from_json
 pytestmark = pytest.mark.slow
 
 KILL_POINTS = ["run-start", "cell-start:2", "adapted:2", "task-done:3", "retention-base", "train-checkpoint:2",
-               "atomic-write:2", "between-cells:1", "report-records:2", "report-md"]
+               "atomic-write:2", "between-cells:1", "report-records:2", "report-json",
+               "report-md"]
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def ctx(tmp_path, tiny_runtime, tiny_model_dir):
 
 
 def test_rag_retrieves_the_gold_document_and_puts_it_in_the_prompt(ctx, mini_suite, tiny_runtime):
-    rag = Rag(Rag.Options(k=1, depth=2, chunk_size=30, overlap=5))
+    rag = Rag(Rag.Options(retriever="dense", k=1, depth=2, chunk_size=30, overlap=5))  # bm25: test_rag_retrievers
     adapted = rag.adapt(ctx, mini_suite)
     assert adapted.report.extras["index_chunks"] >= 2 and adapted.report.artifact_bytes > 0
     task = mini_suite.task("qa")

@@ -146,3 +146,44 @@ def test_data_checks_and_training_items_are_in_the_report_and_escaped(tmp_path: 
     assert "<script>alert(1)" not in html and "<script>" not in md
     render_run(tmp_path)
     assert (tmp_path / "report.md").read_text() == md
+
+
+def test_report_json_holds_the_figures_the_pages_show(tmp_path: Path, monkeypatch):
+    import json
+
+    from harness.report import results
+
+    write_run(tmp_path, "run-1", decision_records(), {"max_latency_ms": 250})
+    data = json.loads((tmp_path / "report.json").read_text())["results"]  # strict JSON: NaN would not parse
+    assert data["schema_version"] == results.RESULTS_VERSION and set(data["task_metrics"])
+    assert data["decision"]["pick"] == "lora" and data["decision"]["constraints"]["max_latency_ms"] == 250
+    assert {p["verdict"] for p in data["pairs"]} <= {"different", "equivalent", "underpowered"}
+    assert all(0 <= p["p_holm"] <= 1 for p in data["pairs"])
+    md, html = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    for arm in data["arms"]:
+        s = arm["s"]
+        if s["status"] == "ok":
+            ci = f"[{s['score']['low']:.3f}, {s['score']['high']:.3f}]"
+            assert f"{s['score']['mean']:.3f}" in md and ci in md and ci in html
+    assert "0.123" not in md
+    real = results.build
+
+    def edited(*args):  # the pages must show what the results object says, not recompute it
+        out = real(*args)
+        out["arms"][0]["s"]["score"]["mean"] = 0.123456
+        out["decision"]["pick"] = "edited-pick"
+        return out
+
+    monkeypatch.setattr(results, "build", edited)
+    render_run(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "0.123" in md and "## Decision: edited-pick" in md
+    assert json.loads((tmp_path / "report.json").read_text())["results"]["decision"]["pick"] == "edited-pick"
+
+
+def test_phase_times_are_shown_per_cell(tmp_path: Path):
+    recs = [replace(r, phase_s={"adapt": 12.5, "eval:qa": 3.25, "retention": 1.0}) for r in decision_records()]
+    write_run(tmp_path, "run-1", recs)
+    md, html = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
+    assert "## Where the time went" in md and "| 12.5 | 3.2 | 1.0 | 16.8 |" in md
+    assert "<th>eval:qa s</th>" in html and "<td>16.8</td>" in html

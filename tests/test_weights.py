@@ -12,6 +12,9 @@ from harness.strategy.training import sft_pairs, tokenize_pairs
 
 REGISTRY = Registry.discover()
 WEIGHTS = [n for n in REGISTRY.names() if REGISTRY.get(n).family == "weights"]
+SUPERVISED = [n for n in WEIGHTS if "num_generations" not in REGISTRY.get(n).Options.model_fields]
+"""RL strategies (grpo, rlhf) learn only where a group's rewards differ, which a random tiny model's
+completions rarely give: tests/test_preference.py trains them with a reward that varies."""
 
 
 def ctx(tmp_path, rt, model_dir, name="cell"):
@@ -22,7 +25,7 @@ def test_all_four_weight_strategies_are_registered():
     assert {"lora", "qlora", "dora", "full-ft"} <= set(WEIGHTS)
 
 
-@pytest.mark.parametrize("name", WEIGHTS)
+@pytest.mark.parametrize("name", SUPERVISED)
 def test_training_changes_trained_weights_and_never_the_base(name, tmp_path, mini_suite, tiny_runtime,
                                                              tiny_model_dir):
     cls = REGISTRY.get(name)
@@ -53,6 +56,28 @@ def _equal_to_base(key, value, base):
 def _logits(model, ids):
     with torch.no_grad():
         return model(input_ids=ids).logits
+
+
+@pytest.mark.parametrize("name", ["lora", "dora", "ia3"])
+def test_adapters_are_merged_for_evaluation_without_changing_outputs(name, tmp_path, mini_suite, tiny_runtime,
+                                                                     tiny_model_dir):
+    from harness.model.runtime import ModelRuntime
+
+    cls = REGISTRY.get(name)
+    opts = cls.Options(max_steps=3, eval_every=3, batch_size=2, learning_rate=2e-2)
+    adapted = cls(opts).adapt(ctx(tmp_path, tiny_runtime, tiny_model_dir), mini_suite)
+    model = adapted.runtime.model
+    layers = [m for m in model.modules() if hasattr(m, "merged") and hasattr(m, "base_layer")]
+    assert layers and all(m.merged for m in layers)  # evaluated merged
+    prompts = ["Question: Who pays the invoices?\nAnswer:", "Question: Is notice 30 days?\nAnswer:"]
+    ids = torch.tensor([tiny_runtime.encode("The Buyer shall pay all invoices within thirty days.")])
+    merged_logits, merged_text = _logits(model, ids), [g.text for g in adapted.runtime.generate(prompts, 12)]
+    model.unmerge_adapter()
+    assert not any(m.merged for m in layers)
+    unmerged = ModelRuntime(model, tiny_runtime.tokenizer, tiny_runtime.spec, "cpu")
+    assert not torch.equal(_logits(model, ids), _logits(tiny_runtime.model, ids))  # the adapter does something
+    assert torch.allclose(merged_logits, _logits(model, ids), atol=1e-4)
+    assert merged_text == [g.text for g in unmerged.generate(prompts, 12)]
 
 
 @pytest.mark.parametrize("name", ["lora", "full-ft"])

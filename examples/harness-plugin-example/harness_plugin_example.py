@@ -5,8 +5,17 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from harness.strategy import Adapted, Example, Prompt, RunContext, StrategyOptions, Suite, Task, unchanged_weights
-from harness.strategy import zero_shot_prompt
+from harness.strategy import (
+    Adapted,
+    Example,
+    Prompt,
+    RunContext,
+    StrategyOptions,
+    Suite,
+    Task,
+    unchanged_weights,
+    zero_shot_prompt,
+)
 
 
 class Persona:

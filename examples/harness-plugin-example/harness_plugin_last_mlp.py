@@ -9,8 +9,19 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from harness.strategy import Adapted, Example, ModelRuntime, Prompt, RunContext, Suite, Task, TrainOptions
-from harness.strategy import prompts_as_trained, save_trainable, train_weights
+from harness.strategy import (
+    Adapted,
+    Example,
+    ModelRuntime,
+    Prompt,
+    RunContext,
+    Suite,
+    Task,
+    TrainOptions,
+    prompts_as_trained,
+    save_trainable,
+    train_weights,
+)
 
 
 class LastMlp:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli import compare, recommend, report, strategies, suites, tune
+from harness.cli import compare, plan, recommend, report, strategies, suites, tune
 from harness.core.errors import HarnessError, SuiteError
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app.add_typer(suites.app, name="suites")
 app.command("report")(report.report)
 app.command("recommend")(recommend.recommend)
 app.command("tune")(tune.tune)
+app.command("plan")(plan.plan)
 
 err = Console(stderr=True, highlight=False)
 

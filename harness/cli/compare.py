@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cli import constraints as C
+from harness.cli.plan import plan_event
 from harness.cli.recommend import show as show_decision
 
 console = Console()
@@ -103,14 +104,15 @@ class ProgressView:
         for note in data["notes"]:
             self.progress.console.print(Text(f"note: {note}"))
         where = f", executor {data['executor']}" if data["executor"] != "local" else ""
-        cells = len(plan.cells)
+        cells, models = len(plan.cells), ", ".join(m.ref for m in plan.models or [plan.model])
         self.progress.console.print(f"[bold]{escape(plan.suite.name)}[/]: {cells} cells ({cells - data['pending']} "
-                                    f"cached), model {escape(plan.model.ref)}, device {data['device']}{where}")
+                                    f"cached), model {escape(models)}, device {data['device']}{where}")
         self.progress.update(self.bar, total=data["pending"] * plan.items_per_cell())
 
 
 _MESSAGES = {
     "tune": lambda d: Text(d["line"]),
+    "plan": plan_event,
     "mlflow": lambda d: Text(f"mlflow: {d['n']} runs logged to {d['uri']}"),
     "pushed": lambda d: Text(f"pushed the run folder ({d['n']} files) to {d['where']}"
                              + (f", and {d['late']} cached files the URL lacked" if d["late"] else "")),
@@ -126,13 +128,28 @@ def _summary(records: list[Any]) -> Table:
     for t in tasks:
         table.add_column(t)
     table.add_column("p50 ms")
-    for r in records:
+    from harness.decide.arms import with_arms
+
+    for r in with_arms(records):  # several models: model/strategy
         by_task = {t.task: t for t in r.tasks}
         cells = [", ".join(f"{k} {v:.3f}" for k, v in by_task[t].metrics.items()) if t in by_task else "–"
                  for t in tasks]
         p50 = f"{r.latency.p50_s * 1000:.0f}" if r.latency else "–"
         table.add_row(r.strategy, str(r.seed), r.status, *cells, p50)
     return table
+
+
+def _overrides(f: dict[str, Any]) -> dict[str, Any]:
+    """The run-config keys the flags set (None: not given, the config file's or the default value)."""
+    return {
+        "suite": f["suite"], "model": f["model"], "models": _split(f["models"]), "strategies": _split(f["strategies"]),
+        "seeds": f["seed"] or None, "rerun": _split(f["rerun"]), "limit": f["limit"], "out": f["out"],
+        "batch_size": _batch(f["batch_size"]),
+        "trust_remote_code": f["trust_remote_code"], "plugins": f["plugin"] or None, "retention": f["retention"],
+        "executor": f["executor"], "ray_address": f["ray_address"], "device": f["device"],
+        "tune_trials": f["tune_trials"], "tune_jobs": f["tune_jobs"] if f["tune_jobs"] != 1 else None,
+        "mlflow": f["mlflow"] or None, "mlflow_uri": f["mlflow_uri"],
+    }
 
 
 COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -143,6 +160,8 @@ SUITE = typer.Option(None, "--suite", "-s", help="Suite name (see `harness suite
     "<format>:<path> (contractnli, legalbench, mmlu, table; imported once, cached).")
 MODEL = typer.Option(None, "--model", "-m",
     help="Model: smollm2-135m-instruct (default, embedded), hub id, folder or .gguf.")
+MODELS = typer.Option(None, "--models", help="Several models, comma-separated: cells become (model, strategy, "
+    "seed), the report adds a model x strategy grid, and the decision picks a (model, strategy) pair.")
 STRATEGIES = typer.Option(None, "--strategies",
     help="Comma-separated strategy names, or `all` for every registered one; default: "
     "zero-shot, few-shot, rag, lora, qlora, dora, full-ft.")
@@ -173,11 +192,17 @@ MLFLOW_URI = typer.Option(None, "--mlflow-uri", metavar="TRACKING_URI",
     "implies --mlflow.")
 
 
+RERUN = typer.Option(None, "--rerun", metavar="NAME[,NAME]|all", help="Recompute these strategies' cells "
+    "although finished records exist (cells are otherwise reused whenever their inputs are unchanged).")
+
+
 def compare(
     suite: str = SUITE,
     model: str = MODEL,
+    models: str = MODELS,
     strategies: str = STRATEGIES,
     seed: list[int] = SEED,
+    rerun: str = RERUN,
     limit: int = LIMIT,
     out: str = OUT,
     config: Path = CONFIG,
@@ -215,13 +240,7 @@ def compare(
     from harness.run.config import load_config
 
     flags = dict(locals())
-    cfg = load_config(config, {
-        "suite": suite, "model": model, "strategies": _split(strategies), "seeds": seed or None,
-        "limit": limit, "out": out, "batch_size": _batch(batch_size), "trust_remote_code": trust_remote_code,
-        "plugins": plugin or None, "retention": retention, "executor": executor, "ray_address": ray_address,
-        "device": device, "tune_trials": tune_trials, "tune_jobs": tune_jobs if tune_jobs != 1 else None,
-        "mlflow": mlflow or None, "mlflow_uri": mlflow_uri,
-    })
+    cfg = load_config(config, _overrides(flags))
     cfg = cfg.model_copy(update={"decide": C.constraints_from(cfg.decide, **C.given(flags))})
     with Progress(*COLUMNS, console=console, transient=True) as progress:
         run = api.compare(cfg, on_event=ProgressView(progress))

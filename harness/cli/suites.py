@@ -77,6 +77,30 @@ def _summary(console: Console, report: HygieneReport) -> None:
         console.print(f"[yellow]leak:[/] {escape(line)}", highlight=False)
 
 
+def _pairs(console: Console, s: Suite, allow_leaks: bool) -> None:
+    """The suite's preference pairs (`pairs` splits): how many, then every pair whose chosen and rejected
+    answers are the same and every pair whose prompt is a test item (a leak: exit 2 unless allowed)."""
+    from harness.core.errors import HarnessError
+    from harness.data.pairs import pair_findings
+
+    counts = [f"{t.name} {len(t.pairs)}" for t in s.tasks if t.pairs]
+    if not counts:
+        return
+    findings = pair_findings(s)
+    console.print(f"preference pairs: {', '.join(counts)}; {len(findings)} problems", highlight=False)
+    table = Table(title="preference pair problems")
+    for col in ("check", "task", "pair", "what"):
+        table.add_column(col)
+    for f in findings:
+        table.add_row(f"[{'red' if f.is_leak else 'yellow'}]{f.kind}[/]", f.task, escape(f.pair_id), escape(f.detail))
+    if findings:
+        console.print(table)
+    leaks = [f.pair_id for f in findings if f.is_leak]
+    if leaks and not allow_leaks:
+        raise HarnessError(f"suite {s.name!r}: {len(leaks)} preference pairs have a test item as prompt "
+                           f"({', '.join(leaks[:5])}) (--allow-leaks to accept)")
+
+
 @app.command("check")
 def check(
     suite: str = typer.Argument(..., help="A suite name, folder, or <format>:<path>."),
@@ -88,8 +112,9 @@ def check(
 ) -> None:
     """Validate SUITE (every problem with file, line and field), then check its data hygiene:
     duplicates inside each split, test items repeated or nearly repeated in train or dev, test
-    questions found with their answer in the corpus, label balance, empty or over-long fields.
-    Exit 2 on any problem, or on leaks above the thresholds unless --allow-leaks."""
+    questions found with their answer in the corpus, label balance, empty or over-long fields, and
+    preference pairs whose answers are the same or whose prompt is a test item. Exit 2 on any problem,
+    or on leaks above the thresholds (any pair with a test prompt) unless --allow-leaks."""
     from harness.data import hygiene
     from harness.data.catalog import load_suite
 
@@ -104,6 +129,7 @@ def check(
     if report.balance:
         console.print(_balance_table(report))
     _summary(console, report)
+    _pairs(console, s, allow_leaks)
     if not allow_leaks:
         report.raise_for_leaks()
 

@@ -4,7 +4,7 @@ like a power cut or the OOM killer. Unset, which is always the case outside test
 one environment lookup.
 
 Points: run-start, cell-start, adapted, task-done, retention-base, train-checkpoint, atomic-write,
-between-cells, report-records, report-md, convert, remote-push.
+between-cells, report-records, report-json, report-md, convert, remote-push.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "sent
             "faiss-cpu", "datasets", "numpy", "pydantic")
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def now(precise: bool = False) -> str:
+    """UTC now, ISO 8601: to the second for records, to the microsecond with `precise`."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds" if precise else "seconds")
 
 
 @cache

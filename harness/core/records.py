@@ -130,6 +130,25 @@ class TrainingBudget:
 
 
 @dataclass(frozen=True)
+class ContinualMatrix:
+    """Sequential training's forgetting matrix (continual learning): row i is the model after stage i
+    (the first row, `before`, is the model before any stage), column j is task j in the suite's order,
+    scored on its dev split (its test split when it has no dev) with its main per-item metric."""
+
+    stages: tuple[str, ...]
+    """Row names: "before", then the task trained in each stage, in training order."""
+    tasks: tuple[str, ...]
+    metrics: tuple[str, ...]
+    """Each column's metric (the task's main metric)."""
+    splits: tuple[str, ...]
+    """Each column's split: dev, or test when the task has no dev split."""
+    scores: tuple[tuple[float, ...], ...]
+    """scores[i][j]: task j's mean after stage i."""
+    items: tuple[tuple[tuple[float, ...], ...], ...] = ()
+    """items[i][j]: task j's per-item scores after stage i (same items in every row: paired intervals)."""
+
+
+@dataclass(frozen=True)
 class AdaptReport:
     """What adapting cost. Prompt-only strategies report zero trainable parameters."""
 
@@ -153,6 +172,8 @@ class AdaptReport:
     """Provenance, never a result: work this adaptation loaded from a cache instead of doing, e.g.
     `index_load_s`, and `reused_s`, the seconds that work took when it was done (the cost model adds
     them back, so a warm cache never makes a strategy look free)."""
+    continual: ContinualMatrix | None = None
+    """Sequential training (`schedule = "sequential"`): every task's score after every stage."""
 
 
 @dataclass(frozen=True)

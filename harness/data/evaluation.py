@@ -2,16 +2,32 @@
 
 Each task kind predicts and scores its items (harness.data.kinds); this module runs it, checks the
 strategy's prompts, and aggregates: task metrics, retrieval and evidence recall.
+
+Two ways a strategy may ask for more than its prompts, both opt-in and without effect otherwise:
+- prompts whose meta holds `REASON` ({"answer_line": "Answer:", "max_new_tokens": N}) are evaluated
+  by generating a reply and parsing the answer from its last answer line, scored by the kind's
+  `score_answer` whatever the kind (chain of thought: `evaluate_reasoned`);
+- a runtime with a `for_task(task name)` method is asked for the runtime of each task before its
+  items run (one adapter per task: strategies/schedules.py).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 from harness.core import metrics as M
 from harness.core.records import Example, Prediction, Prompt, TaskResult
+from harness.data.kinds.base import prediction_meta
 from harness.data.suites import Task
 from harness.model.runtime import ModelRuntime
+
+REASON = "reason"
+"""Prompt.meta key asking for generate-then-parse evaluation (see the module docstring)."""
+UNPARSED = "unparsed_answers"
+"""Task metric of a reasoned evaluation: how many replies had no valid answer (each counted wrong)."""
+log = logging.getLogger(__name__)
 
 
 def retrieval_metrics(preds: Sequence[Prediction]) -> dict[str, float]:
@@ -71,10 +87,59 @@ def aggregate(task: Task, preds: Sequence[Prediction]) -> TaskResult:
     return TaskResult(task.name, task.kind, len(preds), {**out, **retrieval_metrics(preds)}, task.main_metric)
 
 
+def answer_line(text: str, marker: str) -> str | None:
+    """The answer on the reply's last line that starts with `marker` (case, markdown emphasis, quotes
+    and a final period aside); None when no line does."""
+    found = None
+    for line in text.splitlines():
+        body = line.strip().lstrip("*#> ").strip()
+        if body.lower().startswith(marker.lower()):
+            found = body[len(marker):].strip(" \t*\"'`")
+    if found is None:
+        return None
+    return found[:-1].strip(" \t*\"'`") if found.endswith(".") else found
+
+
+def evaluate_reasoned(rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt],
+                      batch_size: int | None, ask: dict[str, Any]) -> list[Prediction]:
+    """Generate each reply (reasoning, then the answer line), parse the answer and score it with the
+    kind's `score_answer`; a reply without a valid answer (no answer line, or for choice kinds not one
+    of the choices) is scored 0 on every metric, flagged `answer_parsed: False`, and logged."""
+    score = task.spec.score_answer
+    assert score is not None
+    gens = rt.generate([rt.render(p) for p in prompts], int(ask.get("max_new_tokens", 256)), batch_size)
+    zero = {m: 0.0 for m in (*task.spec.metrics, *task.metrics, task.main_metric) if m and m != "balanced_accuracy"}
+    preds, unparsed = [], []
+    for ex, p, g in zip(examples, prompts, gens, strict=True):
+        answer = answer_line(g.text, str(ask.get("answer_line", "Answer:")))
+        scored = None if answer is None else score(task, ex, answer)
+        if scored is None:
+            unparsed.append(ex.id)
+        output, scores = scored or ("", zero)
+        meta = {k: v for k, v in prediction_meta(ex, p).items() if k != REASON}
+        meta |= {"raw_output": g.text, "answer_parsed": scored is not None}
+        preds.append(Prediction(ex.id, task.name, output, ex.target, scores, g.latency_s, g.prompt_tokens,
+                                g.output_tokens, meta=meta))
+    if unparsed:
+        log.warning("%s: %d of %d replies had no valid answer line (counted wrong): %s", task.name, len(unparsed),
+                    len(preds), ", ".join(unparsed[:5]) + (" ..." if len(unparsed) > 5 else ""))
+    return preds
+
+
 def evaluate_task(
     rt: ModelRuntime, task: Task, examples: Sequence[Example], prompts: Sequence[Prompt], batch_size: int | None = 8
 ) -> tuple[list[Prediction], TaskResult]:
     if len(prompts) != len(examples):
         raise ValueError(f"strategy returned {len(prompts)} prompts for {len(examples)} examples")
+    route = getattr(rt, "for_task", None)
+    if callable(route):  # a runtime serving each task through its own weights
+        rt = route(task.name)
+    asks = [p.meta.get(REASON) for p in prompts]
+    if any(asks) and task.spec.score_answer is not None:
+        preds = evaluate_reasoned(rt, task, examples, prompts, batch_size, next(a for a in asks if a))
+        result = aggregate(task, preds)
+        unparsed = sum(1 for p in preds if not p.meta["answer_parsed"])
+        return preds, TaskResult(result.task, result.kind, result.n, {**result.metrics, UNPARSED: float(unparsed)},
+                                 result.main_metric)
     preds = task.spec.evaluate(rt, task, examples, prompts, batch_size)
     return preds, aggregate(task, preds)

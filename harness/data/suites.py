@@ -21,6 +21,8 @@ from harness.core.errors import SuiteError, validation_problems
 from harness.core.records import Document, Example
 from harness.data import kinds
 from harness.data.kinds import TaskKind
+from harness.data.kinds.preference import SPLIT as PAIRS_SPLIT
+from harness.data.kinds.preference import PreferencePair, read_pairs
 
 MAX_LINE_BYTES = 1 << 20
 SPLITS = ("train", "dev", "test")
@@ -31,7 +33,8 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: str
     """A registered task kind (harness.data.kinds)."""
-    splits: dict[Literal["train", "dev", "test"], str]
+    splits: dict[Literal["train", "dev", "test", "pairs"], str]
+    """train, dev, test: items of the kind; pairs: preference pairs (harness.data.kinds.preference)."""
     metrics: list[str] | None = None
     labels: list[str] | None = None
     instruction: str | None = None
@@ -99,6 +102,8 @@ class Task:
     """How a choice task picks its answer: by summed log-likelihood ("none") or per byte ("bytes")."""
     main_metric: str | None = None
     """The per-item metric the task is judged by (None: it does not count in the score)."""
+    pairs: tuple[PreferencePair, ...] = ()
+    """Preference pairs of the optional `pairs` split (preference strategies; harness.data.pairs)."""
 
     @property
     def spec(self) -> TaskKind:
@@ -184,10 +189,14 @@ def _load_split(path: Path, task: str, spec: TaskSpec, problems: list[str]) -> t
 
 def _load_task(root: Path, name: str, spec: TaskSpec, problems: list[str]) -> Task:
     splits: dict[str, tuple[Example, ...]] = {s: () for s in SPLITS}
+    pairs: tuple[PreferencePair, ...] = ()
     for split, rel in spec.splits.items():
         path = root / rel
         if not path.is_file():
             problems.append(f"{root / 'suite.toml'}: field 'tasks.{name}.splits.{split}': no file {path}")
+            continue
+        if split == PAIRS_SPLIT:
+            pairs = read_pairs(name, _jsonl_lines(path, problems), path, problems)
             continue
         before = len(problems)
         splits[split] = _load_split(path, name, spec, problems)
@@ -208,6 +217,7 @@ def _load_task(root: Path, name: str, spec: TaskSpec, problems: list[str]) -> Ta
         train=splits["train"],
         dev=splits["dev"],
         test=splits["test"],
+        pairs=pairs,
     )
 
 

@@ -109,8 +109,10 @@ def _option(s: StrategySummary, c: Constraints) -> Option:
     cost = strategy_cost(s, c.prices, c.price_per_hour, c.cost_basis)
     tco = total_cost(cost, c)
     excluded, flags = _violations(s, cost, tco, c)
+    f = s.forgetting.accuracy_pt if s.forgetting else None
     return Option(s.strategy, s.score.mean, s.score.low, s.score.high, cost, tco, s.p50_ms, s.forgetting_pt,
-                  s.peak_mem_gb, excluded=excluded, flags=flags)
+                  s.peak_mem_gb, excluded=excluded, flags=flags,
+                  forgetting_low=None if f is None or math.isnan(f.low) else f.low)
 
 
 def _filled(values: Sequence[float | None]) -> list[float]:

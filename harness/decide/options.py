@@ -27,6 +27,8 @@ class Option:
     """Reasons for caution that do not exclude (forgetting that may exceed the limit)."""
     front: bool = False
     utility: float = 0.0
+    forgetting_low: float | None = None
+    """The lower end of the forgetting interval (a limit below it excludes the strategy)."""
 
 
 @dataclass(frozen=True)

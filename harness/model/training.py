@@ -254,17 +254,47 @@ def _dev_eval_callback(hooks: tuple[DevEvalHook, ...]) -> Any:
     return DevEvalHooks()
 
 
+LossPenalty = Callable[[], Any]
+"""A term added to every training batch's loss (a scalar tensor computed from the trainable
+parameters, e.g. elastic weight consolidation); never added to the dev loss, so early stopping and
+the best checkpoint are judged on the task's loss, as for every other strategy."""
+
+
+def _trainer_class(penalty: LossPenalty | None) -> Any:
+    """transformers' Trainer, or with a `penalty` a subclass that adds it to the training loss."""
+    from transformers import Trainer
+
+    if penalty is None:
+        return Trainer
+    term: LossPenalty = penalty
+
+    class PenalizedTrainer(Trainer):
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                                 num_items_in_batch=num_items_in_batch)
+            if model.training:  # once per optimizer step, also when the loss is normalized over the
+                # accumulated micro-batches (the trainer then sums them instead of averaging)
+                scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+                loss = loss + term() / (self.current_gradient_accumulation_steps if scaled else 1)
+            return (loss, outputs) if return_outputs else loss
+
+    return PenalizedTrainer
+
+
 def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: list[dict[str, list[int]]],
-             o: LoopOptions, out: Path, seed: int, device: str, optim: str | None = None) -> TrainResult:
+             o: LoopOptions, out: Path, seed: int, device: str, optim: str | None = None,
+             penalty: LossPenalty | None = None) -> TrainResult:
     """The training loop itself (transformers' Trainer), on token rows; under torchrun it is the
-    trainer's own data-parallel training (DDP), one shard of every global batch per process."""
+    trainer's own data-parallel training (DDP), one shard of every global batch per process.
+    `penalty`: a term added to each training batch's loss (see LossPenalty)."""
     from datasets import Dataset
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
 
     master_weights(model)  # whatever the precision: a bf16 base's trainable copy trains in fp32
     callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=o.patience)] if dev else []
-    trainer = Trainer(
+    trainer = _trainer_class(penalty)(
         model=model, args=train_args(o, out, seed, device, bool(dev), optim, len(train)),
         data_collator=PadCollator(pad_id), train_dataset=Dataset.from_list(train),
         eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,

@@ -8,6 +8,8 @@ autoescapes everything, and markdown cells go through `md_cell`.
 from __future__ import annotations
 
 import html
+import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +19,7 @@ from harness.core.errors import HarnessError
 from harness.core.faults import kill_point
 from harness.core.provenance import now
 from harness.core.records import CellRecord, from_json, to_json
+from harness.report import results
 
 if TYPE_CHECKING:
     from harness.decide.decision import Decision
@@ -99,6 +102,7 @@ def _row(rec: CellRecord) -> dict[str, Any]:
         "trainable_params": rec.adapt.trainable_params,
         "adapt_s": rec.adapt.wall_s,
         "peak_mem_gb": max(rec.adapt.peak_mem_bytes, rec.eval_peak_mem_bytes) / 1e9,
+        "phase_s": dict(rec.phase_s),
     }
 
 
@@ -196,15 +200,21 @@ def decision_context(report: RunReport, records: list[CellRecord]) -> dict[str, 
     """The decision card, per-strategy summary, verdicts, costs, breakdowns and charts."""
     from harness.decide.analysis import analyze
     from harness.decide.decision import Constraints, recommend
+    from harness.decide.sweeps import all_break_points
     from harness.report import views
 
     constraints = Constraints.model_validate(report.constraints)
     analysis = analyze(records)
     decision = recommend(analysis, constraints)
     rows = views.summary_rows(analysis, decision)
+    tested = views.pairs(analysis, constraints.margin)
+    points = all_break_points(analysis, constraints) if decision.pick else []
+    data = results.build(rows, tested, decision, analysis.task_metrics, points)
+    shown = results.view(data)  # the card and the tables render from report.json's own figures
     return {
-        "constraints": constraints, "decision": decision, "summary": rows,
-        "pairs": views.pair_verdicts(analysis, constraints.margin),
+        "results": data, "decision_made": decision,
+        "constraints": constraints, "decision": shown["decision"], "summary": shown["arms"],
+        "pairs": views.pair_verdicts(tested), "break_points": views.break_point_rows(points),
         "break_evens": views.break_even_lines(rows, decision),
         "coverage": views.coverage_table(records), "browser": views.item_browser(records),
         "charts": views.all_charts(rows, records, constraints), "usd": views.usd, "budget": views.budget_text,
@@ -213,20 +223,31 @@ def decision_context(report: RunReport, records: list[CellRecord]) -> dict[str, 
     }
 
 
-def context(report: RunReport, records: list[CellRecord]) -> dict[str, Any]:
+def context(report: RunReport, saved: list[CellRecord]) -> dict[str, Any]:
+    """Everything the templates show. With several models each strategy is named `model/strategy`
+    (harness.decide.arms) and the baseline is the baseline strategy on the first model."""
+    from harness.decide.arms import baseline_arm, with_arms
+    from harness.report import views
+    from harness.report.preference import preference_context
+
+    records, baseline = with_arms(saved), baseline_arm(saved, report.baseline)
+    decided = decision_context(report, records)
     prov = next((r.provenance for r in records if r.provenance), None)
     return {
         "report": report,
         "rows": [_row(r) for r in records],
         "task_columns": _task_columns(records),
         "retention_columns": _retention_columns(records),
+        "phase_columns": list(dict.fromkeys(k for r in records for k in r.phase_s)),
         "retention_suite": next((r.retention.suite for r in records if r.retention), None),
-        "retrieval": _retrieval_rows(records, report.baseline),
-        "significance": _significance(records, report.baseline), "baseline": report.baseline,
+        "retrieval": _retrieval_rows(records, baseline),
+        "significance": _significance(records, baseline), "baseline": baseline,
         "training_data": training_data(records),
         "provenance": prov,
         "fmt": _fmt,
-        **decision_context(report, records),
+        **decided,
+        "grid": views.model_grid(saved, decided["summary"]),
+        **preference_context(records, decided),  # the "Preference and RL" section and its reward chart
     }
 
 
@@ -246,16 +267,36 @@ def render(report: RunReport, records: list[CellRecord], run_dir: Path) -> Decis
     returns the decision the report carries."""
     from markupsafe import Markup
 
+    from harness.report.continual import sections
+
     ctx = context(report, records)
-    for name, svg in ctx["charts"].items():
+    ctx["continual"] = sections(records)  # sequential training's forgetting matrices (heat maps)
+    atomic_write_text(run_dir / "report.json", _report_json(report, ctx["results"]))
+    kill_point("report-json")
+    for name, svg in {**ctx["charts"], **{c["name"]: c["svg"] for c in ctx["continual"]}}.items():
         atomic_write_text(run_dir / "charts" / f"{name}.svg", svg)
     atomic_write_text(run_dir / "report.md", _env(False).get_template("report.md.j2").render(**ctx))
     kill_point("report-md")
     inline = {name: Markup(svg) for name, svg in ctx["charts"].items()}  # built escaped by harness.report.charts
-    html_text = _env(True).get_template("report.html.j2").render(**{**ctx, "charts": inline})
+    continual = [{**c, "svg": Markup(c["svg"])} for c in ctx["continual"]]  # built escaped, as the charts
+    html_text = _env(True).get_template("report.html.j2").render(**{**ctx, "charts": inline, "continual": continual})
     atomic_write_text(run_dir / "report.html", html_text)
-    decision: Decision = ctx["decision"]
+    decision: Decision = ctx["decision_made"]
     return decision
+
+
+def _report_json(report: RunReport, data: dict[str, Any]) -> str:
+    """The run's index (RunReport) with the machine-readable `results` (harness.report.results)."""
+    return json.dumps({**json.loads(to_json(report)), "results": data}, indent=1, allow_nan=False)
+
+
+def _record_name(rec: CellRecord, several_models: bool) -> str:
+    """`lora-seed0`; with several models `gemma-3-270m--lora-seed0` (a file name whatever the model)."""
+    if not several_models:
+        return f"{rec.strategy}-seed{rec.seed}"
+    from harness.decide.arms import model_label
+
+    return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', model_label(rec.model))}--{rec.strategy}-seed{rec.seed}"
 
 
 def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
@@ -263,17 +304,28 @@ def write_run(run_dir: Path, run_id: str, records: list[CellRecord],
               tuning: tuple[dict[str, Any], ...] = (), data_notes: tuple[str, ...] = (),
               baseline: str = "zero-shot", progress: tuple[int, int] | None = None) -> tuple[RunReport, Decision]:
     """Copy the records into the run folder, write report.json, render markdown and HTML."""
-    refs = []
+    from harness.decide.arms import models_of
+
+    refs, models = [], models_of(records)
     for rec in records:
-        rel = f"records/{rec.strategy}-seed{rec.seed}.json"
+        rel = f"records/{_record_name(rec, len(models) > 1)}.json"
         atomic_write_text(run_dir / rel, to_json(rec))
         kill_point("report-records")
         refs.append(CellRef(rec.cell_id, rec.strategy, rec.seed, rec.status, rel))
     first = records[0]
-    report = RunReport(run_id, first.suite, first.suite_hash, first.model, now(), first.limit, tuple(refs),
+    report = RunReport(run_id, first.suite, first.suite_hash, ", ".join(models), now(), first.limit, tuple(refs),
                        constraints or {}, tuning, data_notes, baseline, progress)
-    atomic_write_text(run_dir / "report.json", to_json(report))
-    return report, render(report, records, run_dir)
+    decision = render(report, records, run_dir)
+    _drop_unreferenced(run_dir / "records", {Path(r.record).name for r in refs})  # after report.json moved on
+    return report, decision
+
+
+def _drop_unreferenced(folder: Path, keep: set[str]) -> None:
+    """Records an earlier (partial) report of this run wrote under other names: once a second model's
+    cells arrive, names gain the model; report.json no longer points at the old files."""
+    for path in folder.glob("*.json"):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
 
 
 def load_run(run_dir: Path) -> tuple[RunReport, list[CellRecord]]:
@@ -294,6 +346,5 @@ def render_run(run_dir: Path, constraints: dict[str, Any] | None = None) -> RunR
     report, records = load_run(run_dir)
     if constraints is not None:
         report = replace(report, constraints=constraints)
-        atomic_write_text(run_dir / "report.json", to_json(report))
-    render(report, records, run_dir)
+    render(report, records, run_dir)  # report.json rewritten with the results under these constraints
     return report

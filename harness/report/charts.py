@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeGuard
 
-__all__ = ["Bar", "Line", "Point", "bars", "lines", "scatter"]
+__all__ = ["Band", "Bar", "Line", "Point", "bands", "bars", "lines", "scatter"]
 
 WIDTH, HEIGHT = 640, 360
 # Okabe-Ito (colour-blind friendly), the pale yellow last.
@@ -349,3 +349,35 @@ def lines(series: Sequence[Line], title: str, x_label: str, y_label: str) -> str
                                 **dash))
             body += [_el("circle", class_="mk", cx=x, cy=y, r=2.5, fill=_colour(i)) for x, y in xy]
     return _doc(title, body)
+
+
+@dataclass(frozen=True)
+class Band:
+    """One swept constraint: the pick along it, as segments of its axis (fractions 0..1)."""
+
+    label: str
+    segments: tuple[tuple[float, float, str], ...]
+    """(start, end, pick) with start and end in 0..1 along the axis."""
+    ticks: tuple[tuple[float, str], ...] = ()
+    """(position 0..1, text) under the band."""
+
+
+def bands(rows: Sequence[Band], title: str) -> str:
+    """The pick as a function of each constraint, one horizontal band per constraint, coloured by pick."""
+    if not rows:
+        return _empty(title)
+    names = list(dict.fromkeys(name for r in rows for _, _, name in r.segments))
+    colour = {n: _colour(i) for i, n in enumerate(names)}
+    legend, top = _legend([(n, colour[n], False) for n in names], 40)
+    left, right, body = 170.0, WIDTH - 16.0, list(legend)
+    for i, r in enumerate(rows):
+        y = top + 14 + i * 44
+        body.append(_el("text", _trunc(r.label), class_="band-label", x=12, y=y + 12))
+        for a, b, name in r.segments:
+            x0, x1 = left + a * (right - left), left + b * (right - left)
+            body.append(_el("rect", None, name, x=x0, y=y, width=max(x1 - x0, 0.5), height=16, fill=colour[name]))
+        for pos, text in r.ticks:
+            x = left + pos * (right - left)
+            body.append(_el("text", _trunc(text, 10), class_="tick", x=x, y=y + 28, text_anchor="middle",
+                            font_size=9, fill="#555"))
+    return _doc(title, body, height=int(top + 24 + 44 * len(rows)))

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.core.inference import Estimate, holm
+from harness.core.inference import Comparison, Estimate, holm
 from harness.core.records import CellRecord, TrainingBudget
 from harness.decide.analysis import Analysis, StrategySummary, cell_item_scores, task_metric
 from harness.decide.cost import Cost, break_even, break_evens, fmt_count, fmt_usd, strategy_cost
@@ -35,6 +35,45 @@ def summary_rows(analysis: Analysis, decision: Decision) -> list[SummaryRow]:
     for s in analysis.summaries:
         o = opts[s.strategy]
         rows.append(SummaryRow(s, o.cost, o.tco_usd, o.front, s.strategy == decision.pick))
+    return rows
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """Strategy (rows) x model (columns) of a several-model run: each pair's summary row, None where
+    the pair did not run."""
+
+    models: tuple[str, ...]
+    rows: tuple[tuple[str, tuple[SummaryRow | None, ...]], ...]
+
+
+def model_grid(saved: list[CellRecord], rows: list[SummaryRow]) -> ModelGrid | None:
+    """The model x strategy grid; None for a one-model run."""
+    from harness.decide.arms import arm, model_label, models_of
+
+    models = models_of(saved)
+    if len(models) < 2:
+        return None
+    by_arm = {r.s.strategy: r for r in rows}
+    strategies = list(dict.fromkeys(r.strategy for r in saved))
+    cells = {(r.model, r.strategy): by_arm.get(arm(r, True)) for r in saved}
+    return ModelGrid(tuple(model_label(m) for m in models),
+                     tuple((s, tuple(cells.get((m, s)) for m in models)) for s in strategies))
+
+
+def break_point_rows(points: list[Any]) -> list[dict[str, str]]:
+    """The decision's break points (harness.decide.sweeps) in words: the constraint, where the pick
+    changes, from what to what, and why."""
+    from harness.decide.sweeps import DIMENSIONS
+
+    label = {d.name: d for d in DIMENSIONS}
+    rows = []
+    for p in points:
+        d = label[p.dimension]
+        at = f"{p.value:.0f}" if d.integer else (fmt_count(p.value) if d.name == "queries_per_month"
+                                                 else f"{p.value:.3g}")
+        rows.append({"constraint": d.label, "at": at, "before": p.before or "nothing qualifies",
+                     "after": p.after or "nothing qualifies", "reason": p.reason})
     return rows
 
 
@@ -92,13 +131,18 @@ def baseline_rows(analysis: Analysis) -> list[dict[str, Any]]:
     return out
 
 
-def pair_verdicts(analysis: Analysis, margin: float) -> list[str]:
-    """Every pair of strategies that ran, better-scoring first, in plain words, with p-values adjusted for
-    testing all the pairs at once (Holm)."""
+def pairs(analysis: Analysis, margin: float) -> list[tuple[Comparison, float]]:
+    """Every pair of strategies that ran, better-scoring first, each with its p-value adjusted for testing
+    all the pairs at once (Holm)."""
     ok = sorted((s for s in analysis.summaries if s.status == "ok"), key=lambda s: (-s.score.mean, s.strategy))
-    pairs = [analysis.compare(a.strategy, b.strategy, margin) for i, a in enumerate(ok) for b in ok[i + 1 :]]
+    tests = [analysis.compare(a.strategy, b.strategy, margin) for i, a in enumerate(ok) for b in ok[i + 1 :]]
+    return list(zip(tests, holm([c.p_value for c in tests]), strict=True))
+
+
+def pair_verdicts(tested: list[tuple[Comparison, float]]) -> list[str]:
+    """The pairs in plain words."""
     lines = []
-    for c, q in zip(pairs, holm([c.p_value for c in pairs]), strict=True):
+    for c, q in tested:
         note = " (not significant once all pairs are counted)" if c.verdict == "different" and q >= 0.05 else ""
         lines.append(f"{comparison_text(c)}; Holm-adjusted p={q:.2g}{note}")
     return lines

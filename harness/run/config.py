@@ -18,8 +18,12 @@ class CompareConfig(BaseModel):
 
     suite: str
     model: str | None = Field(None, description="Model alias, hub id, local folder or .gguf file.")
+    models: list[str] | None = Field(None, min_length=1, description="Several models: every cell is (model, "
+                                     "strategy, seed) and the decision picks a (model, strategy) pair.")
     strategies: list[str] | None = Field(None, description="Strategy names; all registered when empty.")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    rerun: list[str] | None = Field(None, description="Strategies whose cells are recomputed although a "
+                                    "finished record exists (`all`: every one).")
     limit: int | None = Field(None, ge=1, description="Cap on test items per task.")
     out: Path = Path("reports")
     out_url: str | None = Field(

@@ -5,6 +5,7 @@ change to the inputs makes a new one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 from harness.core.cache import stable_hash
 from harness.core.digest import harness_code, library_versions, module_code
 from harness.core.errors import HarnessError
+from harness.core.provenance import now
 from harness.core.records import SCHEMA_VERSION
 from harness.data.catalog import load_suite
 from harness.data.suites import Suite, load_suite_dir
@@ -28,6 +30,11 @@ class Cell:
     options: dict[str, Any]
     seed: int
     cell_id: str
+    model: ModelSpec | None = None
+    """The model this cell adapts (compare --models); None: the plan's model."""
+    rerun: bool = False
+    """Recompute even when a finished record exists (compare --rerun): records older than the plan are
+    ignored, so a worker or a retry inside this run still reuses what this run computed."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,13 @@ class Plan:
     """Evaluation batch size; None: chosen per task from free memory."""
     run_id: str
     retention: Suite | None = None
+    models: tuple[ModelSpec, ...] = ()
+    """Every model of the run when there are several (compare --models); empty: just `model`."""
+    started: str = ""
+    """When the plan was made (UTC, ISO seconds): a --rerun cell's records from before it are stale."""
+
+    def model_of(self, cell: Cell) -> ModelSpec:
+        return cell.model or self.model
 
     def items_per_cell(self) -> int:
         suites = [self.suite] + ([self.retention] if self.retention else [])
@@ -99,18 +113,33 @@ def strategy_names(cfg: CompareConfig, registry: Registry) -> list[str]:
     return names
 
 
-def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec, registry: Registry, device: str = "cpu") -> Plan:
+def make_plan(cfg: CompareConfig, suite: Suite, model: ModelSpec | Sequence[ModelSpec], registry: Registry,
+              device: str = "cpu") -> Plan:
+    """Cells: every model x strategy x seed, model by model (one base model in memory at a time), the
+    strategies that only change the prompt first (an early partial report has them while the weight
+    strategies train)."""
+    models = [model] if isinstance(model, ModelSpec) else list(model)
     names = strategy_names(cfg, registry)
     for name in cfg.options:
         registry.get(name)  # options for a strategy that does not exist: say which
+    for name in set(cfg.rerun or ()) - {"all", *names}:
+        raise HarnessError(f"--rerun {name}: not among this compare's strategies ({', '.join(names)})")
     retention = retention_suite(cfg, suite)
+    options = {name: _validated_options(registry, name, cfg.options.get(name, {})) for name in names}
     cells = []
-    for name in sorted(names, key=lambda n: registry.get(n).family != "context"):  # quick ones first: an
-        # early partial report has them while the weight strategies train
-        opts = _validated_options(registry, name, cfg.options.get(name, {}))
-        for seed in cfg.seeds:
-            cid = cell_id(suite, model, name, opts, seed, cfg.limit, retention, device, strategy_code(registry, name))
-            cells.append(Cell(name, opts, seed, cid))
+    for spec in models:
+        for name in sorted(names, key=lambda n: registry.get(n).family != "context"):
+            code = strategy_code(registry, name)
+            for seed in cfg.seeds:
+                cid = cell_id(suite, spec, name, options[name], seed, cfg.limit, retention, device, code)
+                cells.append(Cell(name, options[name], seed, cid, spec if len(models) > 1 else None,
+                                  rerun=_rerun(cfg, name)))
     run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{stable_hash([c.cell_id for c in cells], 6)}"
     batch = None if cfg.batch_size == "auto" else cfg.batch_size
-    return Plan(suite, model, tuple(cells), cfg.limit, batch, run_id, retention)
+    return Plan(suite, models[0], tuple(cells), cfg.limit, batch, run_id, retention,
+                tuple(models) if len(models) > 1 else (), now(precise=True))
+
+
+def _rerun(cfg: CompareConfig, name: str) -> bool:
+    rerun = cfg.rerun or []
+    return "all" in rerun or name in rerun

@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,11 +64,27 @@ class Runner:
         self.device = device or pick_device()
         self.trust_remote_code = trust_remote_code
         self.remote = remote
-        self._base: ModelRuntime | None = None
-        self.probe = None
-        if plan.retention is not None:
-            self.probe = RetentionProbe(plan.retention, plan.model.identity, cells_dir.parent / "retention",
-                                        plan.limit, plan.batch_size, self.device)
+        self._bases: dict[str, ModelRuntime] = {}
+        self.current = plan.model
+        """The model of the cell being run (compare --models runs several, one after another)."""
+        self._probes: dict[str, RetentionProbe] = {}
+        self.unfit: dict[str, str] = {}
+        """Cell id -> why it is predicted not to fit the device (harness.model.plan): skipped, never saved."""
+
+    @property
+    def probe(self) -> RetentionProbe | None:
+        """The retention probe of the current model (each model against its own base); None without one."""
+        if self.plan.retention is None:
+            return None
+        key = self.current.identity
+        if key not in self._probes:
+            self._probes[key] = RetentionProbe(self.plan.retention, key, self.cells_dir.parent / "retention",
+                                               self.plan.limit, self.plan.batch_size, self.device)
+        return self._probes[key]
+
+    def base_paths(self) -> list[Path]:
+        """The cached base-model retention files of every model used so far (pushed to a URL --out)."""
+        return [p.base_path for p in self._probes.values()]
 
     def record_path(self, cell: Cell) -> Path:
         return self.cells_dir / f"{cell.cell_id}.json"
@@ -78,6 +95,8 @@ class Runner:
         rec = _reusable(path)
         if rec is None and self.remote is not None and self.remote.fetch(path):
             rec = _reusable(path)
+        if rec is not None and cell.rerun and _finished_before(rec, self.plan.started):
+            return None  # compare --rerun: made before this run, recompute
         return rec
 
     def save_record(self, cell: Cell, rec: CellRecord) -> None:
@@ -101,6 +120,11 @@ class Runner:
         if rec is not None:
             self.emit("cell_cached", cell=cell, record=rec)
             return rec
+        if cell.cell_id in self.unfit:  # not saved: a device with more memory runs it
+            rec = CellRecord(**self._header(cell), status="skipped", error=self.unfit[cell.cell_id])
+            rec = replace(rec, provenance=provenance(self.device, now(), self.trust_remote_code))
+            self.emit("cell_done", cell=cell, record=rec)
+            return rec
         kill_point("cell-start")
         self.emit("cell_start", cell=cell)
         rec = (compute or self.run_cell)(cell)
@@ -121,20 +145,25 @@ class Runner:
                        provenance=provenance(self.device, now(), self.trust_remote_code))
 
     def load_base(self) -> ModelRuntime:
-        if self._base is None:
-            self.emit("model_loading", model=self.plan.model)
-            self._base = load_runtime(self.plan.model, self.device, self.trust_remote_code)
-            self.emit("model_loaded", model=self.plan.model)
-        return self._base
+        """The current model's base runtime, loaded once and shared by its cells (one model in memory)."""
+        key = self.current.identity
+        if key not in self._bases:
+            self._bases.clear()
+            _free_device_memory(self.device)
+            self.emit("model_loading", model=self.current)
+            self._bases[key] = load_runtime(self.current, self.device, self.trust_remote_code)
+            self.emit("model_loaded", model=self.current)
+        return self._bases[key]
 
     def _header(self, cell: Cell) -> dict[str, Any]:
         p = self.plan
         return dict(cell_id=cell.cell_id, suite=p.suite.name, suite_hash=p.suite.data_hash,
-                    strategy=cell.strategy, options=cell.options, seed=cell.seed, model=p.model.identity,
+                    strategy=cell.strategy, options=cell.options, seed=cell.seed, model=p.model_of(cell).identity,
                     limit=p.limit)
 
     def run_cell(self, cell: Cell) -> CellRecord:
         started = now()
+        self.current = self.plan.model_of(cell)
         try:
             rec = self._evaluate_with_retries(cell)
         except Unsupported as e:
@@ -163,7 +192,7 @@ class Runner:
     def _evaluate_cell(self, cell: Cell, batch_size: int | None) -> CellRecord:
         cls = self.registry.get(cell.strategy)
         strategy = cls(cls.Options.model_validate(cell.options))
-        ctx = RunContext(cell.seed, self.device, self.cells_dir / cell.cell_id, cache_root(), self.plan.model,
+        ctx = RunContext(cell.seed, self.device, self.cells_dir / cell.cell_id, cache_root(), self.current,
                          self.load_base)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         self.load_base()  # shared by cells: loading it is not part of any strategy's cost
@@ -226,6 +255,14 @@ class Runner:
         """Whether each prediction answers a user query (latency counts it; language modeling does not)."""
         query = {t.name: t.spec.query for t in self.plan.suite.tasks}
         return [query[p.task] for p in preds]
+
+
+def _finished_before(rec: CellRecord, started: str) -> bool:
+    """Whether `rec` was finished before `started` (a record stores whole seconds: one finished in the
+    plan's own second counts as before, as it was)."""
+    if rec.provenance is None:
+        return True
+    return datetime.fromisoformat(rec.provenance.finished_at) < datetime.fromisoformat(started)
 
 
 def _reusable(path: Path) -> CellRecord | None:

@@ -47,7 +47,7 @@ class Prepared:
                                        strategy_names(self.cfg, self.registry), self.cfg.tune_trials or 0,
                                        self.runner.device, self.cfg.tune_jobs, lambda line: emit("tune", line=line),
                                        self.executor)
-        plan = make_plan(cfg, self.suite, self.plan.model, self.registry, self.runner.device)
+        plan = make_plan(cfg, self.suite, self.plan.models or self.plan.model, self.registry, self.runner.device)
         runner = Runner(plan, self.registry, self.base / "cells", self.runner.emit, self.runner.device,
                         cfg.trust_remote_code, self.runner.remote)
         return replace(self, cfg=cfg, plan=plan, runner=runner), report_rows(results)
@@ -75,7 +75,8 @@ def prepare(cfg: CompareConfig, emit: Callable[..., None]) -> Prepared:
     registry = registry_for(cfg)
     suite = load_suite(cfg.suite)
     device = cfg.device or pick_device()
-    plan = make_plan(cfg, suite, resolve_model(cfg.model), registry, device)
+    models = [resolve_model(m) for m in cfg.models] if cfg.models else [resolve_model(cfg.model)]
+    plan = make_plan(cfg, suite, models, registry, device)
     base = cfg.out / suite.name
     runner = Runner(plan, registry, base / "cells", emit, device, cfg.trust_remote_code, remote)
     return Prepared(cfg, registry, suite, plan, runner, make_executor(cfg), base)

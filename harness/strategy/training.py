@@ -21,7 +21,7 @@ from harness.core.records import Example
 from harness.data.prompts import DEFAULT_SYSTEM, answer_text, zero_shot_prompt
 from harness.data.suites import Suite
 from harness.model.runtime import ModelRuntime
-from harness.model.training import LoopOptions, TrainResult, fit_rows, in_worker
+from harness.model.training import LoopOptions, LossPenalty, TrainResult, fit_rows, in_worker
 from harness.strategy.distributed import Launch, train_in_processes
 
 
@@ -96,18 +96,21 @@ def text_rows(rt: ModelRuntime, texts: Sequence[str], max_len: int) -> list[dict
 
 def sft_train(model: Any, rt: ModelRuntime, suite: Suite, o: TrainOptions, out: Path, seed: int,
               device: str, optim: str | None = None, extra_train: Sequence[dict[str, list[int]]] = (),
-              extra_dev: Sequence[dict[str, list[int]]] = (), launch: Launch | None = None) -> TrainResult:
+              extra_dev: Sequence[dict[str, list[int]]] = (), launch: Launch | None = None,
+              penalty: LossPenalty | None = None) -> TrainResult:
     """Fine-tune `model` in place on the suite's train split; keep the best checkpoint on dev loss.
     `extra_train`/`extra_dev` are further token rows (input_ids, labels) mixed into either split.
     With `launch` asking for several processes, training runs data-parallel in worker processes
-    (harness.strategy.distributed) and the trained weights are loaded back into `model`."""
+    (harness.strategy.distributed) and the trained weights are loaded back into `model`.
+    `penalty` is added to every training batch's loss (harness.model.training.LossPenalty); a training
+    with one runs in this process (workers rebuild the model, and a penalty holds this one's tensors)."""
     train = tokenize_pairs(rt, sft_pairs(rt, suite, "train", o.system), o.max_seq_len) + list(extra_train)
     dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", o.system), o.max_seq_len) + list(extra_dev)
     if not train:
         raise Unsupported(f"suite {suite.name!r} has no train examples to fine-tune on")
-    if launch is not None and launch.processes > 1 and not in_worker():
+    if launch is not None and launch.processes > 1 and not in_worker() and penalty is None:
         return train_in_processes(launch, model, train, dev, o, rt.tokenizer.pad_token_id, out, optim)
-    return fit_rows(model, rt.tokenizer.pad_token_id, train, dev, o, out, seed, device, optim)
+    return fit_rows(model, rt.tokenizer.pad_token_id, train, dev, o, out, seed, device, optim, penalty)
 
 
 def split_by_documents(suite: Suite, doc_ids: set[str]) -> tuple[Suite, Suite]:

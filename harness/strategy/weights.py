@@ -14,7 +14,8 @@ the rest, identically for every strategy, so comparisons stay fair:
 - the `AdaptReport`: trainable and total parameters, train tokens, steps, early stopping, best dev
   loss, the curve, train items, plus whatever the training function reports (`TrainResult.extras`
   and `notes`);
-- the runtime to evaluate (`serve`, default: the trained model in the shared runtime).
+- the runtime to evaluate (`serve`, default: the trained model in the shared runtime;
+  `merged_for_eval`: peft adapters folded into the weights, for LoRA, DoRA and IA3).
 
     class MyMethod:
         name = "my-method"; family = "weights"; description = "..."; Options = MyOptions  # a TrainOptions
@@ -115,6 +116,20 @@ def drop_weights(folder: Path) -> str:
                 digest.update(block)
         f.unlink()
     return digest.hexdigest()
+
+
+def merged_for_eval(model: Any, rt: ModelRuntime) -> ModelRuntime:
+    """A peft model's adapters folded into its weights for evaluation (`merge_adapter`): one matmul per
+    adapted layer instead of the base's plus the adapter's. The adapter modules stay (unmerge_adapter
+    undoes it; the trained parameters are still there to count and inspect). Only for fp32 weights,
+    where the merged model gives the same outputs (tests/test_weights.py checks log-probs and greedy
+    text); in bf16 the rounding of the merged sum would change them, so there the adapters stay
+    separate. The artifact is saved before this, as the adapter alone."""
+    import torch
+
+    if hasattr(model, "merge_adapter") and next(model.parameters()).dtype == torch.float32:
+        model.merge_adapter()
+    return rt
 
 
 def prompts_as_trained(options: Any, task: Task, examples: Sequence[Example]) -> list[Prompt]:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 Evaluator = Callable[["ModelRuntime", Any, Sequence[Example], Sequence[Prompt], "int | None"], list[Prediction]]
 """(runtime, task, examples, prompts, batch size) -> one prediction per example, scored."""
+AnswerScorer = Callable[[Any, Example, str], "tuple[str, dict[str, float]] | None"]
+"""(task, example, an answer given as free text) -> (the output to record, per-item scores), or None
+when the text is not a valid answer (for choice kinds: not one of the choices)."""
 
 
 class Item(BaseModel):
@@ -93,6 +96,10 @@ class TaskKind:
     """Named fields checked for being empty or too long, beyond the input, target and aliases."""
     balance: Callable[[Sequence[str], Sequence[Example]], tuple[tuple[str, int], ...] | None] = no_balance
     """(task labels, items) -> counts per label or answer position; None when it does not apply."""
+    score_answer: AnswerScorer | None = None
+    """How a free-text answer is scored when an evaluation generates a reply and parses the answer out
+    of it (chain of thought: harness.data.evaluation.evaluate_reasoned), whatever the kind's own way of
+    predicting; None: the kind is never answered in free text (it keeps its own evaluation)."""
 
     def main_metric(self, metrics: Sequence[str]) -> str | None:
         """The per-item metric a task reporting `metrics` is judged by when its record does not name

@@ -45,14 +45,19 @@ def extract_answer(text: str) -> str:
     return ""
 
 
+def score_answer(task: Any, ex: Example, answer: str) -> tuple[str, dict[str, float]]:
+    """The kind's per-item metrics of `answer` against the example's answer and aliases."""
+    targets = (ex.target, *ex.aliases)
+    return answer, {"exact_match": M.exact_match(answer, targets), "f1": M.token_f1(answer, targets),
+                    "key_match": M.key_match(answer, targets), "answer_in_output": M.answer_in_output(answer, targets)}
+
+
 def _evaluate(rt: ModelRuntime, task: Any, examples: Sequence[Example], prompts: Sequence[Prompt],
               batch_size: int | None) -> list[Prediction]:
     gens = rt.generate([rt.render(p) for p in prompts], task.max_new_tokens, batch_size)
     preds = []
     for ex, p, g in zip(examples, prompts, gens, strict=True):
-        answer, targets = extract_answer(g.text), (ex.target, *ex.aliases)
-        scores = {"exact_match": M.exact_match(answer, targets), "f1": M.token_f1(answer, targets),
-                  "key_match": M.key_match(answer, targets), "answer_in_output": M.answer_in_output(answer, targets)}
+        answer, scores = score_answer(task, ex, extract_answer(g.text))
         preds.append(Prediction(ex.id, task.name, answer, ex.target, scores, g.latency_s, g.prompt_tokens,
                                 g.output_tokens, meta={**prediction_meta(ex, p), "raw_output": g.text}))
     return preds
@@ -61,5 +66,5 @@ def _evaluate(rt: ModelRuntime, task: Any, examples: Sequence[Example], prompts:
 SHORT_ANSWER = TaskKind(
     name="short-answer", item=ShortAnswerItem, to_example=_example, fields=("question", "answer"),
     metrics=("exact_match", "f1", "key_match", "answer_in_output"), headline=("key_match", "exact_match", "f1"),
-    instruction="Answer the question with a short phrase.", evaluate=_evaluate,
+    instruction="Answer the question with a short phrase.", evaluate=_evaluate, score_answer=score_answer,
 )

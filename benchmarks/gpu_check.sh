@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# The GPU check on the device machine (carry build/gpu-wheels, made here by `python benchmarks/gpu_check.py --fetch-wheels`): install those wheels, run the check, results and log into $OUT.
+set -o pipefail; cd "$(dirname "$0")/.." || exit 2; if [ -d build/gpu-wheels ]; then "${PYTHON:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-check-site build/gpu-wheels/*.whl && export PYTHONPATH=/tmp/gpu-check-site || exit 2; fi; out="${OUT:-benchmarks/results}"; mkdir -p "$out"; PYTHONUNBUFFERED=1 "${PYTHON:-python3}" benchmarks/gpu_check.py --out "$out" "$@" 2>&1 | tee "$out/gpu_check.log"

@@ -1,0 +1,115 @@
+"""Predicted wall time of a cell: the FLOPs of its planned work (harness.run.work's accounting: training
+4N + 2T per token, N the matmul parameters and T the trainable ones; a forward 2N per token) at this
+machine's measured matmul throughput F (harness.model.throughput.flops_per_second), divided by an
+efficiency (the share of that peak the work reaches), plus what FLOPs do not see: generation reads
+every weight once per new token, and a weight cell copies the model, starts the trainer and writes
+checkpoints.
+
+    adapt = setup + params x SETUP_S_PER_PARAM
+            + steps x batch x padded tokens x (4N + 2T) / (F x TRAIN_EFFICIENCY)
+            + dev evaluations x dev tokens x 2N / (F x FORWARD_EFFICIENCY)
+            + checkpoints x 12 T bytes (fp32 weights and AdamW moments) / DISK_BYTES_PER_S
+            + embedded tokens x 2 x embedder parameters / (F x EMBED_EFFICIENCY)   (few-shot, RAG: cold index)
+    eval  = prompt tokens x 2N / (F x FORWARD_EFFICIENCY)
+            + generation steps x (weight bytes / DECODE_BYTES_PER_S + batch x 2N / (F x FORWARD_EFFICIENCY))
+
+Generation steps: per evaluation batch, the task's max_new_tokens, or for a model trained on the task's
+answers the longest train answer plus its end tokens (trained models stop there; prompted ones mostly
+run to the limit). The efficiencies were calibrated on the development machine's CPU (fp32, one torch
+thread, against process CPU time, so that other jobs sharing the machine do not count), separately from
+the compare benchmarks/plan_accuracy.py checks against. On CUDA they are unmeasured (no GPU was
+available to this project) and the same figures stand as a stated guess. Attention's own FLOPs are left
+out, as in harness.run.work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.model.plan.footprint import Method
+from harness.model.plan.shape import ModelShape
+
+TRAIN_EFFICIENCY = 0.75
+"""Training steps (forward, backward, AdamW), share of the measured matmul peak (SmolLM2, batch 8 x 100
+tokens: 0.76 for LoRA, 0.77 for full fine-tuning)."""
+QUANTIZED_TRAIN_EFFICIENCY = 0.75
+"""QLoRA: on a CPU its steps cost what LoRA's do (the 4-bit weights are dequantized per matmul)."""
+FORWARD_EFFICIENCY = 0.9
+"""Forwards over whole rows (dev loss, prompt prefill, choice scoring), counted at 2N per token though the
+head runs only where logits are kept."""
+DECODE_BYTES_PER_S = 12e9
+"""Weight bytes a generation step streams per second (SmolLM2 fp32: 44 ms a step at batch 1)."""
+EMBED_EFFICIENCY = 0.8
+"""The sentence embedder (few-shot by similarity, RAG's index), counted at 2 x all its parameters per token
+though half of them are a lookup table."""
+TRAIN_SETUP_S = 6.0
+SETUP_S_PER_PARAM = 5e-8
+"""A weight cell's fixed cost: the copy of the base, tokenizing the rows, the trainer, the saved artifact."""
+QUANTIZE_S_PER_PARAM = 2e-8
+"""QLoRA: loading and quantizing the base to 4-bit, per parameter."""
+EMBEDDER_LOAD_S = 2.0
+"""Loading the sentence embedder."""
+DISK_BYTES_PER_S = 0.4e9
+"""Checkpoint writes (safetensors and optimizer state)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The planned work of one cell, in tokens (from the suite, the options and the tokenizer)."""
+
+    steps: int = 0
+    """Optimizer steps (the CPU cap and the epochs applied)."""
+    rows_per_step: int = 8
+    train_tokens_per_row: float = 0.0
+    """Mean row length, padding to the batch's longest included."""
+    dev_evaluations: int = 0
+    dev_tokens: float = 0.0
+    """Tokens of one pass over the dev rows."""
+    checkpoints: int = 0
+    prompt_tokens: float = 0.0
+    """Every evaluation prompt's tokens, choice continuations included."""
+    decode_steps: int = 0
+    """Generation steps summed over evaluation batches (max new tokens per batch)."""
+    eval_batch: int = 8
+    embed_tokens: float = 0.0
+    """Texts the sentence embedder reads (few-shot's train and test inputs, RAG's corpus and questions)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    adapt_s: float
+    eval_s: float
+    adapt_flops: float
+    eval_flops: float
+
+    @property
+    def total_s(self) -> float:
+        return self.adapt_s + self.eval_s
+
+
+EMBEDDER_PARAMS = 22_713_216
+"""all-MiniLM-L6-v2, the default embedder."""
+
+
+def predict_time(shape: ModelShape, method: Method, work: Workload, flops_per_s: float,
+                 weight_bytes: int = 4) -> Timing:
+    """Predicted adaptation and evaluation wall time (module docstring); `weight_bytes`: bytes per weight
+    the evaluated model streams per generation step (4 in fp32, 2 in bf16)."""
+    n, f = shape.matmul_params, flops_per_s
+    train_flops = work.steps * work.rows_per_step * work.train_tokens_per_row * (4 * n + 2 * method.trainable)
+    dev_flops = work.dev_evaluations * work.dev_tokens * 2 * n
+    embed_flops = work.embed_tokens * 2 * EMBEDDER_PARAMS
+    train_eff = QUANTIZED_TRAIN_EFFICIENCY if method.quantized else TRAIN_EFFICIENCY
+    adapt = train_flops / (f * train_eff) + dev_flops / (f * FORWARD_EFFICIENCY) + embed_flops / (f * EMBED_EFFICIENCY)
+    if method.trainable:
+        adapt += TRAIN_SETUP_S + shape.params * SETUP_S_PER_PARAM
+        adapt += work.checkpoints * method.trainable * 12 / DISK_BYTES_PER_S
+        adapt += shape.params * QUANTIZE_S_PER_PARAM if method.quantized else 0.0
+    if work.embed_tokens:
+        adapt += EMBEDDER_LOAD_S
+    prefill_flops = work.prompt_tokens * 2 * n
+    step_flops = work.eval_batch * 2 * n
+    step_s = shape.params * weight_bytes / DECODE_BYTES_PER_S + step_flops / (f * FORWARD_EFFICIENCY)
+    evaluation = prefill_flops / (f * FORWARD_EFFICIENCY) + work.decode_steps * step_s
+    return Timing(adapt, evaluation, train_flops + dev_flops + embed_flops,
+                  prefill_flops + work.decode_steps * step_flops)
