@@ -70,7 +70,7 @@ def main() -> None:
 
 def keep_example(runs: Path, dest: Path) -> None:
     """The first (cold) run folder under `runs` becomes `dest`, replacing what was there."""
-    cold = sorted(p for p in runs.iterdir() if p.is_dir())[0]
+    cold = sorted(p.parent for p in runs.glob("*/report.json"))[0]  # run ids start with their start time
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(cold, dest)
     print(f"example report: {dest}")

@@ -43,6 +43,8 @@ from harness.strategy import (
     Task,
     TrainCall,
     TrainResult,
+    merged_for_eval,
+    one_process,
     prompts_as_trained,
     sft_train,
     text_rows,
@@ -151,7 +153,8 @@ class Ewc:
         return lora_or_full(base, self.options)
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
-        return train_weights(self, run, suite, train=self._train)
+        one_process(self, run, "the penalty holds this process's Fisher and anchor tensors")
+        return train_weights(self, run, suite, train=self._train, serve=merged_for_eval)  # served as lora is
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
         return prompts_as_trained(self.options, task, examples)

@@ -50,6 +50,7 @@ from harness.strategy import (
     TrainCall,
     TrainResult,
     Unsupported,
+    one_process,
     prompts_as_trained,
     sft_pairs,
     sft_train,
@@ -106,6 +107,8 @@ def plan_steps(o: Any, device: str, first_rows: int, second_rows: int, share: fl
         (planned_steps(epochs, first_rows) if first_rows else 0) + planned_steps(epochs, second_rows))
     if total < 0:
         return Plan(-1 if first_rows else 0, -1, planned)
+    if first_rows and total < 2:
+        raise Unsupported(f"a budget of {total} step cannot hold two training phases (max_steps, cpu_max_steps)")
     first = min(max(1, round(total * share)), max(1, total - 1)) if first_rows else 0
     second = max(1, total - first)
     if o.max_steps <= 0:  # the CPU cap only ever shortens
@@ -289,7 +292,9 @@ def combine(o: Any, call: TrainCall, plan: Plan, phases: Sequence[tuple[TrainRes
     for r in done[1:]:
         both = chain(both, r)
     merged = {k: v for r in done for k, v in r.extras.items()}
-    best = next((r.best_dev_loss for r in done if r.best_dev_loss is not None), None)
+    # no dev loss: an SFT phase's would describe the model before the preference phase, which has none
+    # of its own (tuning on dev loss is then refused: tune --metric dev-accuracy)
+    best = None
     budget = total_budget(o, call.run.device, plan, both, sum(e for _, e in phases))
     known = {k: v for k, v in {**merged, **extras}.items() if v == v}  # unknown (NaN) figures are left out
     return replace(both, best_dev_loss=best, extras=known, notes=notes, budget=budget)
@@ -341,6 +346,7 @@ class Dpo:
         return lora_or_full(base, self.options)
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        one_process(self, run, "TRL's trainers run in this process")
         self.source = PairSource(run, suite, self.options.system)
         if not self.source.pairs:
             raise Unsupported(f"suite {suite.name!r} has no preference pairs and no train items to derive them from")

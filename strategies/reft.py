@@ -55,7 +55,11 @@ def parse_positions(spec: str) -> tuple[int, int]:
         m = _POSITIONS.fullmatch(term.strip())
         if m is None:
             raise ValueError(f"positions {spec!r}: each term is first:<k> or last:<k>, joined by '+'")
+        if counts[m[1]]:
+            raise ValueError(f"positions {spec!r}: {m[1]} is given twice")
         counts[m[1]] = int(m[2])
+    if not any(counts.values()):
+        raise ValueError(f"positions {spec!r}: no token to intervene on (at least one of first:<k>, last:<k> above 0)")
     return counts["first"], counts["last"]
 
 
@@ -219,6 +223,13 @@ class ReftOptions(TrainOptions):
     def _positions(cls, spec: str) -> str:
         parse_positions(spec)
         return spec
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, layers: list[int] | None) -> list[int] | None:
+        if layers is not None and (not layers or min(layers) < 0 or len(set(layers)) != len(layers)):
+            raise ValueError(f"layers {layers}: distinct 0-based layer indices, at least one")
+        return layers
 
 
 class Reft:

@@ -18,6 +18,7 @@ and was removed in 1.13), and RLOO (REINFORCE leave-one-out) is stable there and
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -55,6 +56,7 @@ from harness.strategy import (
     TrainCall,
     TrainResult,
     Unsupported,
+    one_process,
     prompts_as_trained,
     train_weights,
 )
@@ -214,6 +216,7 @@ class Grpo:
         return lora_or_full(base, self.options)
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        one_process(self, run, "TRL's trainers run in this process")
         if not any(t.train for t in preference_tasks(suite)):
             raise Unsupported(f"suite {suite.name!r} has no train items to sample prompts from")
         return train_weights(self, run, suite, train=self._train)
@@ -268,10 +271,14 @@ class Rlhf:
         return lora_or_full(base, self.options)
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        one_process(self, run, "TRL's trainers run in this process")
         self.source = PairSource(run, suite, self.options.system)
         if not self.source.pairs:
             raise Unsupported(f"suite {suite.name!r} has no preference pairs and no train items to derive them from")
-        return train_weights(self, run, suite, train=self._train)
+        adapted = train_weights(self, run, suite, train=self._train)  # the knowledge update runs inside
+        self.reward_model = None  # serving needs the policy only: evaluation's memory is not the reward model's
+        gc.collect()
+        return adapted
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
         return prompts_as_trained(self.options, task, examples)

@@ -14,6 +14,7 @@ answer, strategies/rl.py: token F1, or 1/0 for the gold choice).
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,7 @@ from harness.strategy import (
     TrainCall,
     TrainResult,
     Unsupported,
+    one_process,
     prompts_as_trained,
     train_weights,
 )
@@ -66,21 +68,24 @@ _KEYWORD = r"(?i:\b(?:answer|option|response|choice|verdict)\b)"
 _EXPLICIT = re.compile(_KEYWORD + r"\s*(?:is\s*)?[:\-]?\s*[(\*\"']*\s*([AB])\b")
 _WINNER = re.compile(r"\b([AB])\b\s*(?i:is|was)\s+(?i:better|best|correct|right|preferred|more\b)"
                      r"|(?i:prefer|choose|pick)\s+(?:" + _KEYWORD + r"\s*)?([AB])\b")
+_PANNED = re.compile(r"\W*(?:\w+\W+){0,2}?(?i:wrong|worse|incorrect|inferior|weaker|not\b)")
+"""Right after a named answer: it is called wrong ("Answer B is wrong"), so the name is not a verdict for it."""
 _LEADING = re.compile(r"^[\s(\*\"'#]*([AB])(?:$|[\s)\*.:,!\"']*$|[)\*.:,!\"']|\s+(?i:is|wins|because)\b)")
 
 
 def parse_verdict(text: str) -> str | None:
-    """"A" or "B" from a judge's written verdict: a reply that is the letter ("B", "**A**", "(A)." or
-    "A is better"), or that names one ("Answer B", "The better answer is answer A", "I prefer B");
-    None when it names neither, or both without saying which is better."""
-    explicit = [m.group(1) for m in _EXPLICIT.finditer(text)]
-    if explicit and len(set(explicit)) == 1:
-        return explicit[0]
+    """"A" or "B" from a judge's written verdict: a reply that says which is better ("A is better", "I
+    prefer B"), that names one ("Answer B", "The better answer is answer A") unless it then calls it
+    wrong ("Answer B is wrong"), or that is the letter ("B", "**A**", "(A)."); None when it names
+    neither, or both without saying which is better."""
     winners = {g for m in _WINNER.finditer(text) for g in m.groups() if g}
     if len(winners) == 1:
         return winners.pop()
-    if explicit:
-        return None
+    explicit = [(m.group(1), m.end()) for m in _EXPLICIT.finditer(text)]
+    if winners or explicit:
+        letters = {letter for letter, _ in explicit}
+        panned = any(_PANNED.match(text[end:]) for _, end in explicit)
+        return letters.pop() if len(letters) == 1 and not winners and not panned else None
     lead = _LEADING.match(text.strip())
     return lead.group(1) if lead else None
 
@@ -178,19 +183,28 @@ class Rlaif:
 
     def __init__(self, options: RlaifOptions):
         self.options = options
+        self.judge_rt: ModelRuntime | None = None
 
     def trainable_model(self, run: RunContext, base: ModelRuntime) -> Any:
         return lora_or_full(base, self.options)
 
     def adapt(self, run: RunContext, suite: Suite) -> Adapted:
+        one_process(self, run, "TRL's trainers run in this process")
         if not any(t.train for t in preference_tasks(suite)):
             raise Unsupported(f"suite {suite.name!r} has no train items to sample answers for")
         self.principles = self._principles()
         self.judge_rt = self._judge(run)
-        return train_weights(self, run, suite, train=self._train)
+        adapted = train_weights(self, run, suite, train=self._train)  # the knowledge update runs inside
+        self.judge_rt = None  # serving needs the policy only: evaluation's memory is not the judge's
+        gc.collect()
+        return adapted
 
     def prompts(self, run: RunContext, task: Task, examples: Sequence[Example]) -> list[Prompt]:
         return prompts_as_trained(self.options, task, examples)
+
+    def _judge_runtime(self) -> ModelRuntime:
+        assert self.judge_rt is not None, "rlaif: the judge is loaded in adapt() and released after training"
+        return self.judge_rt
 
     def _principles(self) -> str:
         if self.options.principles is None:
@@ -227,7 +241,7 @@ class Rlaif:
                                  o.temperature, call.run.seed)
         cases = [(user_text(t, ex), extract_answer(s[0]), extract_answer(s[1])) for (t, ex), s in zip(items, samples,
                                                                                                      strict=True)]
-        pairs, stats = judged_pairs(items, samples, judge(self.judge_rt, o.judge_mode, self.principles, cases))
+        pairs, stats = judged_pairs(items, samples, judge(self._judge_runtime(), o.judge_mode, self.principles, cases))
         second: tuple[TrainResult | None, float] = (None, 0.0)
         if pairs:
             second = dpo_phase(call, o, pair_rows(rt, pairs, o.system, o.max_seq_len), plan.second, o.beta)

@@ -35,6 +35,8 @@ from harness.strategy import (
     Task,
     TrainCall,
     TrainResult,
+    Unsupported,
+    one_process,
     prompts_as_trained,
     sft_train,
     train_weights,
@@ -57,12 +59,20 @@ def one_task(suite: Suite, task: Task) -> Suite:
 
 
 def split_steps(total: int, rows: Sequence[int]) -> list[int]:
-    """`total` steps shared in proportion to `rows` (at least one each, the rounding on the last);
-    -1 (an epoch budget) for every stage when `total` is -1."""
+    """`total` steps shared in proportion to `rows`, at least one each, adding up to `total` exactly
+    (largest remainder); -1 (an epoch budget) for every stage when `total` is -1."""
     if total < 0:
         return [-1] * len(rows)
-    shares = [max(1, round(total * r / max(1, sum(rows)))) for r in rows]
-    shares[-1] = max(1, shares[-1] + total - sum(shares))
+    if total < len(rows):
+        raise Unsupported(f"a budget of {total} steps cannot give each of {len(rows)} tasks a stage (max_steps)")
+    exact = [total * r / max(1, sum(rows)) for r in rows]
+    shares = [max(1, int(x)) for x in exact]
+    while sum(shares) != total:  # the most under-served gains a step, or the most over-served (above one) loses one
+        gap = [s - x for s, x in zip(shares, exact, strict=True)]
+        if sum(shares) < total:
+            shares[gap.index(min(gap))] += 1
+        else:
+            shares[max((i for i in range(len(shares)) if shares[i] > 1), key=gap.__getitem__)] -= 1
     return shares
 
 
@@ -87,13 +97,15 @@ def chain(results: Sequence[TrainResult], o: Any, device: str, rows: Sequence[in
     early = any(r.stopped_early for r in results)
     epochs = sum(r.budget.epochs * n for r, n in zip(results, rows, strict=True) if r.budget) / max(1, sum(rows))
     budget = spent(o, device, planned_steps(o, sum(rows)), steps, early, epochs)
-    return TrainResult(tuple(curve), sum(r.train_tokens for r in results), results[-1].best_dev_loss, steps, early,
+    # no single dev loss: each stage's is on its own task only (tuning on dev loss is refused)
+    return TrainResult(tuple(curve), sum(r.train_tokens for r in results), None, steps, early,
                        budget, {"stages": float(len(results))})
 
 
 def trainable_state(model: Any) -> dict[str, Any]:
-    """A copy of the tensors that train (an adapter, or every weight)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    """A copy of the tensors that train (an adapter, or every weight), kept in host memory: a copy per task
+    must not fill the accelerator."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
 
 
 def load_trainable(model: Any, state: dict[str, Any]) -> None:
@@ -226,13 +238,14 @@ class Sequential:
                 tuple(str(t.main_metric) for t in columns), tuple("dev" if t.dev else "test" for t in columns),
                 tuple(tuple(sum(s) / max(1, len(s)) for s in row) for row in items), tuple(map(tuple, items)))
         result = chain(results, call.options, call.run.device, rows)
-        return replace(result, extras={**result.extras, "stage_eval_s": eval_s},
+        return replace(result, extras={**result.extras, "stage_eval_s": eval_s, "measure_s": eval_s},
                        notes=f"sequential: {' then '.join(t.name for t in tasks)}")
 
 
 def train_scheduled(strategy: Any, run: RunContext, suite: Suite) -> Adapted:
     """`train_weights` under the strategy's `schedule` (per-task or sequential; joint is plain
     train_weights): the same artifact, report and knowledge update, plus the schedule's own."""
+    one_process(strategy, run, "one training per task or stage")
     if strategy.options.schedule == "per-task":
         store = TaskWeights()
         adapted = train_weights(strategy, run, suite, train=store.train, save=store.save, serve=store.serve)

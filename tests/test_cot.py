@@ -19,8 +19,9 @@ class Scripted(ModelRuntime):
         super().__init__(rt.model, rt.tokenizer, rt.spec, rt.device)
         self.replies, self.asked = list(replies), []
 
-    def generate(self, texts, max_new_tokens, batch_size=8):
+    def generate(self, texts, max_new_tokens, batch_size=8, stop=None):
         self.asked.append(max_new_tokens)
+        self.stop, self.texts = stop, list(texts)
         return [Generation(self.replies.pop(0), 10, 40, 0.5) for _ in texts]
 
 
@@ -83,3 +84,17 @@ def test_prompts_without_the_request_score_as_their_kind_does(mini_suite, tiny_r
     prompts = [zero_shot_prompt(task, ex, "sys") for ex in task.test]
     preds, result = evaluate_task(tiny_runtime, task, task.test, prompts)
     assert all(len(p.choice_logprobs) == len(task.labels) for p in preds) and UNPARSED not in result.metrics
+
+
+def test_a_base_model_answers_after_the_prompts_answer_marker(mini_suite, tiny_base_runtime):
+    """A base model's prompt ends with "Answer:" (no chat template): a reply that answers straight away
+    parses, reasoning may run over blank lines (generation stops at the next question instead), and the
+    last answer line still wins."""
+    task = mini_suite.tasks[1]
+    targets = [ex.target for ex in task.test]
+    replies = [f" {targets[0]}", f" Let me see.\n\nIt is about the end.\nAnswer: {targets[1]}", " Thinking only."]
+    rt = Scripted(tiny_base_runtime, replies)
+    preds, result = evaluate_task(rt, task, task.test, Cot(Cot.Options()).prompts(None, task, task.test))
+    assert rt.texts[0].rstrip().endswith("Answer:") and rt.stop == ["\nQuestion:"]
+    assert [p.output for p in preds] == [targets[0], targets[1], ""]
+    assert result.metrics[UNPARSED] == 1.0

@@ -57,6 +57,16 @@ def test_a_135m_lora_fits_24_gb():
     assert fits and reason.startswith(f"predicted peak {plan.peak / GB:.1f} GB <= 24.0 GB")
 
 
+@pytest.mark.parametrize(("strategy", "options", "planned"), [
+    ("dpo", {}, "lora"), ("ewc", {"method": "full-ft"}, "full"), ("reft", {}, "lora"), ("my-plugin", {}, "full")])
+def test_strategies_the_formulas_do_not_model_are_flagged_not_guessed(strategy, options, planned):
+    """Their extra state (reference or reward model, Fisher) is not counted: the plan says so, and such a
+    prediction never makes a compare skip the cell (harness.model.plan.cells)."""
+    method = method_for(strategy, "weights", options, shape_of(smollm2_135m()))
+    assert method.name == planned and method.approximate and method.note.startswith(f"{strategy}: planned as")
+    assert not method_for("lora", "weights", {}, shape_of(smollm2_135m())).approximate
+
+
 @pytest.mark.parametrize("strategy", ["zero-shot", "lora", "qlora", "dora", "full-ft", "layer-freeze", "ia3"])
 @pytest.mark.parametrize("cuda", [False, True])
 def test_the_breakdown_adds_up_to_the_peak(strategy, cuda):
@@ -107,10 +117,10 @@ def test_trainable_counts_match_peft_on_a_real_model(tiny_runtime):
     ia3 = IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"],
                     task_type="CAUSAL_LM")
     assert method_for("ia3", "weights", {}, shape).trainable == trainable(ia3)
-    hybrid = method_for("rag+lora", "hybrid", {"weights": {"r": 4}, "context": {}}, shape)
+    hybrid = method_for("rag+lora", "hybrid", {"weights": {"r": 4}, "context": {"retriever": "dense"}}, shape)
     assert hybrid.trainable == trainable(LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    assert hybrid.embedder
-    assert method_for("my-plugin", "weights", {}, shape).note.endswith("(an upper bound)")
+    assert hybrid.embedder and not method_for("rag+lora", "hybrid", {"weights": {}, "context": {}}, shape).embedder
+    assert "never skipped" in method_for("my-plugin", "weights", {}, shape).note
 
 
 def test_the_activation_formula_is_near_what_autograd_saves(tiny_runtime):
@@ -150,6 +160,8 @@ def test_plan_a_compare_then_skip_what_cannot_fit(tmp_path, mini_suite_dir, tiny
     assert rows[1].time is not None and rows[1].time.adapt_s > 0
     small = api.plan(config, memory_gb=0.01)
     assert not any(r.fits for r in small) and "GB > 0.0 GB available" in small[1].reason
+    [odd] = api.plan({**config, "strategies": ["reft"]}, memory_gb=0.01)  # not modelled: never skipped
+    assert odd.fits and odd.reason.startswith("run anyway: predicted peak") and "never skipped" in odd.reason
     assert not (tmp_path / "reports").exists()  # planning writes nothing
 
     events: list[tuple[str, dict]] = []

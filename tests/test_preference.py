@@ -132,7 +132,8 @@ def test_reward_metric_main_uses_each_tasks_main_metric(mini_suite):
     ("A", "A"), ("B.", "B"), ("**B**", "B"), ("(A)", "A"), ("A is better.", "A"), ("Answer B", "B"),
     ("The better answer is answer A.", "A"), ("I prefer B over A.", "B"), ("Answer: B", "B"),
     ("Both answers are wrong.", None), ("Neither", None), ("", None), ("A better answer would cite the Act.", None),
-    ("Answer A is vague and answer B is better.", "B"),
+    ("Answer A is vague and answer B is better.", "B"), ("Answer B is wrong; A is correct.", "A"),
+    ("Answer B is wrong, so I prefer A", "A"), ("Answer B is wrong.", None), ("Answer B is not grounded.", None),
 ])
 def test_judge_verdicts_are_parsed(text, verdict):
     assert parse_verdict(text) == verdict

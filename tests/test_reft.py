@@ -41,8 +41,12 @@ def test_positions_parse_and_mask_the_prompt_ends():
     assert parse_positions("first:4+last:2") == (4, 2) and parse_positions("last:1") == (0, 1)
     with pytest.raises(ValueError):
         parse_positions("middle:3")
-    with pytest.raises(ValidationError):
-        Reft.Options(positions="first4")
+    for bad in ("first4", "first:0+last:0", "first:4+first:2"):  # malformed, nothing to intervene on, twice
+        with pytest.raises(ValidationError):
+            Reft.Options(positions=bad)
+    for layers in ([], [-1], [2, 2]):
+        with pytest.raises(ValidationError):
+            Reft.Options(layers=layers)
     # row 0: prompt at columns 0..5; row 1: left-padded, prompt at columns 3..5
     mask = prompt_mask(torch.tensor([0, 3]), torch.tensor([6, 3]), 7, 2, 1)
     assert mask.tolist() == [[True, True, False, False, False, True, False],

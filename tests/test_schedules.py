@@ -2,10 +2,12 @@
 per-task trains one set of weights per task and routes each task's items to its own, sequential
 trains task after task and records every task's score after every stage (the forgetting matrix)."""
 
+import pytest
 import torch
 from harness_strategies.schedules import load_trainable, split_steps
 from harness_strategies.weights import FullFinetune, Lora
 
+from harness.core.errors import Unsupported
 from harness.core.records import AdaptReport, CellRecord, from_json, to_json
 from harness.data.evaluation import evaluate_task
 from harness.model.spec import resolve_model
@@ -20,7 +22,10 @@ def ctx(tmp_path, rt, model_dir, name="cell"):
 def test_steps_are_shared_in_proportion_to_rows_and_sum_to_the_budget():
     assert split_steps(24, [184, 62]) == [18, 6]
     assert split_steps(4, [4, 4]) == [2, 2]
-    assert split_steps(1, [4, 4]) == [1, 1]  # at least one step each
+    assert split_steps(3, [100, 1, 1]) == [1, 1, 1]  # at least one step each
+    assert all(sum(split_steps(t, rows)) == t for t in (5, 24, 97) for rows in ([1, 1, 1, 1, 1], [184, 62], [7, 0, 3]))
+    with pytest.raises(Unsupported):  # fewer steps than stages: said, not overspent
+        split_steps(1, [4, 4])
     assert split_steps(-1, [3, 5]) == [-1, -1]  # an epoch budget: every stage runs its epochs
 
 

@@ -90,3 +90,23 @@ def test_the_report_shows_where_the_pick_would_change(tmp_path):
     points = json.loads((tmp_path / "report.json").read_text())["results"]["break_points"]
     volume = next(p for p in points if p["dimension"] == "queries_per_month")
     assert volume["value"] == pytest.approx(volume["explained"], rel=1e-6)
+
+
+def test_changes_closer_than_the_grid_are_each_found():
+    """Two measured latencies within one grid step (here 100 and 104 ms): each admission is a row, and
+    the last row leads to the pick at the grid's next value."""
+    recs = [cell("zero-shot", [1] * 10 + [0] * 30, p50_s=0.05),
+            cell("lora", [1] * 20 + [0] * 20, p50_s=0.100),
+            cell("full-ft", SAME, p50_s=0.104)]
+    lat = break_points(analyze(recs), Constraints(), DIM["max_latency_ms"])
+    assert [(p.before, p.after) for p in lat] == [(None, "zero-shot"), ("zero-shot", "lora"), ("lora", "full-ft")]
+    assert [p.explained for p in lat] == [pytest.approx(50.0), pytest.approx(100.0), pytest.approx(104.0)]
+
+
+def test_a_change_at_any_positive_value_is_said_so():
+    """Updates a month with no update cost measured: from any value above 0 nothing qualifies, and the
+    row says why (not a break point at 1e-21)."""
+    recs = [cell("zero-shot", [1] * 10 + [0] * 30), cell("few-shot", SAME)]
+    [p] = break_points(analyze(recs), Constraints(), DIM["updates_per_month"])
+    assert (p.value, p.before, p.after) == (0.0, "few-shot", None)
+    assert p.reason.startswith("any value above 0: nothing qualifies from here (few-shot is excluded: ")

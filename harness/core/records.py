@@ -162,7 +162,9 @@ class AdaptReport:
     train_tokens: int = 0
     notes: str = ""
     extras: dict[str, float] = field(default_factory=dict)
-    """Strategy-specific costs, e.g. index_build_s, index_chunks, train_steps."""
+    """Strategy-specific costs, e.g. index_build_s, index_chunks, train_steps. `measure_s`: seconds of
+    wall_s spent measuring for the report (sequential training's scores after each stage), not on
+    adapting: the cost model leaves them out."""
     update: KnowledgeUpdate | None = None
     curve: tuple[dict[str, float], ...] = ()
     """Training curve: one row per logging or evaluation step (step, train_loss or dev_loss)."""

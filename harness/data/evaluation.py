@@ -107,11 +107,15 @@ def evaluate_reasoned(rt: ModelRuntime, task: Task, examples: Sequence[Example],
     of the choices) is scored 0 on every metric, flagged `answer_parsed: False`, and logged."""
     score = task.spec.score_answer
     assert score is not None
-    gens = rt.generate([rt.render(p) for p in prompts], int(ask.get("max_new_tokens", 256)), batch_size)
+    plain = not rt.chat  # a base model's prompt ends with "Answer:" (harness.model.runtime._plain_render)
+    texts = [rt.render(p) for p in prompts]
+    n = int(ask.get("max_new_tokens", 256))
+    gens = rt.generate(texts, n, batch_size, stop=["\nQuestion:"]) if plain else rt.generate(texts, n, batch_size)
     zero = {m: 0.0 for m in (*task.spec.metrics, *task.metrics, task.main_metric) if m and m != "balanced_accuracy"}
     preds, unparsed = [], []
     for ex, p, g in zip(examples, prompts, gens, strict=True):
-        answer = answer_line(g.text, str(ask.get("answer_line", "Answer:")))
+        reply = f"Answer:{g.text}" if plain else g.text  # reasoning on; the last answer line wins
+        answer = answer_line(reply, str(ask.get("answer_line", "Answer:")))
         scored = None if answer is None else score(task, ex, answer)
         if scored is None:
             unparsed.append(ex.id)

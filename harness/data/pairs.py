@@ -11,8 +11,8 @@ The derivation, per train item (items whose text is also a test item's are left 
 Draws are seeded by (seed, task, item id), so a pair does not depend on the order or number of items.
 
 `python -m harness.data.pairs SUITE_DIR [--model M] [--seed 0]` writes the derived pairs of every task
-into `<task>/pairs.jsonl` and prints the suite.toml lines that make them the task's `pairs` split
-(that is how suites/legal-qa got its pairs). `pair_findings` is what `harness suites check` reports:
+into `<task>/pairs.jsonl` and prints the suite.toml lines that make them the task's `pairs` split.
+`pair_findings` is what `harness suites check` reports:
 pairs whose chosen and rejected answers are the same, and pairs whose prompt is a test item (leakage).
 """
 

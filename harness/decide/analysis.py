@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.inference import Comparison, Estimate, Scores, compare, estimate
-from harness.core.records import CellRecord, TaskResult, TrainingBudget
+from harness.core.records import AdaptReport, CellRecord, TaskResult, TrainingBudget
 from harness.data.kinds import main_metric
 from harness.decide.baselines import TaskBaseline, baselines, dominant_answer
 from harness.decide.forgetting import Forgetting, forgetting
@@ -32,6 +32,11 @@ def task_metric(t: TaskResult) -> str | None:
     """The per-item metric task result `t` is judged by (declared in the record; for older records, its
     kind's default among the metrics it reports)."""
     return main_metric(t.kind, list(t.metrics), t.main_metric)
+
+
+def _adapt_s(a: AdaptReport) -> float:
+    """What adapting cost in seconds: its wall time, plus work a cache saved it, less measuring time."""
+    return a.wall_s + a.cached.get("reused_s", 0.0) - a.extras.get("measure_s", 0.0)
 
 
 def cell_item_scores(rec: CellRecord) -> dict[ItemKey, float]:
@@ -182,7 +187,7 @@ def _costs(ok: Sequence[CellRecord]) -> dict[str, Any]:
         p50_ms=_mean([x.p50_s * 1000 for x in lat]), p95_ms=_mean([x.p95_s * 1000 for x in lat]),
         query_s=_mean([1 / x.items_per_s for x in lat if x.items_per_s > 0]),
         prompt_tokens=_mean([x.prompt_tokens_mean for x in lat]),
-        adapt_s=float(np.mean([c.adapt.wall_s + c.adapt.cached.get("reused_s", 0.0) for c in ok])),
+        adapt_s=float(np.mean([_adapt_s(c.adapt) for c in ok])),
         update_s=_mean(updates),
         peak_mem_gb=max(max(c.adapt.peak_mem_bytes, c.eval_peak_mem_bytes) for c in ok) / 1e9,
         trainable_params=ok[0].adapt.trainable_params, total_params=ok[0].adapt.total_params,

@@ -42,9 +42,14 @@ def _profile(o: Option, c: Constraints) -> str:
     if o.p50_ms is not None:
         parts.append(f"p50 {o.p50_ms:.0f} ms")
     if o.forgetting_pt is not None:
-        change = "loses" if o.forgetting_pt > 0 else "gains"
-        parts.append(f"{change} {abs(o.forgetting_pt):.1f} pt on the retention suite")
+        parts.append(_retention_change(o.forgetting_pt))
     return ", ".join(parts)
+
+
+def _retention_change(pt: float) -> str:
+    if round(pt, 1) == 0:
+        return "no change on the retention suite"
+    return f"{'loses' if pt > 0 else 'gains'} {abs(pt):.1f} pt on the retention suite"
 
 
 def _by(c: Constraints) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -98,8 +98,23 @@ def break_points(analysis: Analysis, base: Constraints, d: Dimension) -> list[Br
     for (lo, p), (hi, q) in zip(zip(values, picks, strict=True), zip(values[1:], picks[1:], strict=True),
                                 strict=False):
         if p.pick != q.pick:
-            at, before, after = _bisect(decide, lo, hi, d)
-            out.append(_explain(d, at, before, after, base))
+            out += _changes_between(decide, lo, hi, q.pick, d, base)
+    return out
+
+
+def _changes_between(decide: Callable[[float], Decision], lo: float, hi: float, last: str | None, d: Dimension,
+                     base: Constraints) -> list[BreakPoint]:
+    """Every change of pick between two grid values (several when measured figures lie close together),
+    up to `last`, the pick at `hi`."""
+    out: list[BreakPoint] = []
+    for _ in range(50):
+        at, before, after = _bisect(decide, lo, hi, d)
+        from_zero = d.low == 0 and at <= d.high * 1e-9  # any value above 0 changes it: say 0, not 1e-21
+        point = _explain(d, 0.0 if from_zero else at, before, after, base)
+        out.append(replace(point, reason=f"any value above 0: {point.reason}") if from_zero else point)
+        if after.pick == last or at >= hi:
+            break
+        lo = at
     return out
 
 
@@ -114,6 +129,10 @@ def _excluded(decision: Decision, name: str) -> bool:
 
 def _explain(d: Dimension, at: float, before: Decision, after: Decision, base: Constraints) -> BreakPoint:
     a, b = _option(before, before.pick), _option(after, after.pick)
+    if after.pick is None:
+        gone = _option(after, before.pick)
+        why = f"{before.pick} is excluded: {gone.excluded}" if gone and gone.excluded else "nothing qualifies"
+        return BreakPoint(d.name, at, before.pick, None, None, f"nothing qualifies from here ({why})")
     if d.name in ("queries_per_month", "months", "updates_per_month"):
         value = crossing(a, b, base, d.name) if a and b else None
         why = f"{after.pick} becomes cheaper in total than {before.pick}"

@@ -1,9 +1,8 @@
 """ModelRuntime: the one inference path every strategy is evaluated through.
 
-Two batched operations, as in lm-evaluation-harness: greedy `generate` and `loglikelihood` of
-continuations after a context (the context's keys and values are computed once and shared by all
-its continuations). Differences in latency between strategies therefore come from the strategy.
-"""
+Two batched operations, as in lm-evaluation-harness: greedy `generate` and `loglikelihood` of continuations
+after a context (its keys and values computed once, shared by all its continuations). Differences in latency
+between strategies therefore come from the strategy."""
 
 from __future__ import annotations
 
@@ -176,14 +175,12 @@ class ModelRuntime:
         return ctx, list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
 
     def answer_prefix(self) -> str:
-        """Text between a rendered prompt and its answer: none after a chat template's assistant turn,
-        a space after a plain prompt's "Answer:"."""
+        """Text between a rendered prompt and its answer: none after a chat turn, a space after "Answer:"."""
         return "" if self.chat else " "
 
-    def _stop_strings(self) -> dict[str, Any]:
-        """A base model (no chat template) ends its answer with no end-of-turn token: it goes on with
-        "\n\nQuestion: ...". Its generation stops at the first blank line instead."""
-        return {} if self.chat else {"stop_strings": ["\n\n"], "tokenizer": self.tokenizer}
+    def _stop_strings(self, stop: Sequence[str] | None = None) -> dict[str, Any]:
+        """A base model has no end-of-turn token (it goes on with "\n\nQuestion: ..."): `stop`, or a blank line."""
+        return {} if self.chat else {"stop_strings": list(stop or ["\n\n"]), "tokenizer": self.tokenizer}
 
     def _stop_ids(self) -> list[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -200,20 +197,23 @@ class ModelRuntime:
             return batch_size
         return auto_batch_size(self.model, max(1, max_seq_len), self.device, all_logits=all_logits)
 
-    def generate(self, texts: Sequence[str], max_new_tokens: int, batch_size: int | None = 8) -> list[Generation]:
+    def generate(self, texts: Sequence[str], max_new_tokens: int, batch_size: int | None = 8,
+                 stop: Sequence[str] | None = None) -> list[Generation]:
         """Greedy continuations of `texts`, batched by similar length with left padding; each row stops
-        at its end of turn or end of text (the batch ends when every row has). `batch_size` None: automatic."""
+        at its end of turn or end of text (the batch ends when every row has); a base model's at `stop`
+        (default: a blank line). `batch_size` None: automatic."""
         encoded = [self.encode(t) for t in texts]
         batch_size = self.batch_for(batch_size, max(map(len, encoded), default=1) + max_new_tokens)
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]), reverse=True)
+        strings = self._stop_strings(stop)
         out: list[Generation | None] = [None] * len(texts)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            for i, g in zip(idx, self._generate_batch([encoded[i] for i in idx], max_new_tokens), strict=True):
+            for i, g in zip(idx, self._generate_batch([encoded[i] for i in idx], max_new_tokens, strings), strict=True):
                 out[i] = g
         return [g for g in out if g is not None]
 
-    def _generate_batch(self, batch: list[list[int]], max_new_tokens: int) -> list[Generation]:
+    def _generate_batch(self, batch: list[list[int]], max_new_tokens: int, strings: dict) -> list[Generation]:
         import torch
 
         width = max(len(ids) for ids in batch)
@@ -225,7 +225,7 @@ class ModelRuntime:
         with torch.inference_mode():
             seqs = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                eos_token_id=stop, pad_token_id=pad, top_p=None, top_k=None, temperature=None, **self._stop_strings(),
+                eos_token_id=stop, pad_token_id=pad, top_p=None, top_k=None, temperature=None, **strings,
             )
         latency = time.perf_counter() - t0
         results = []

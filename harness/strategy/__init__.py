@@ -28,6 +28,7 @@ from harness.strategy.training import TrainOptions, sft_pairs, sft_train, text_r
 from harness.strategy.weights import (
     TrainCall,
     merged_for_eval,
+    one_process,
     prompts_as_trained,
     save_pretrained,
     save_trainable,
@@ -58,6 +59,7 @@ __all__ = [
     "context_prompt",
     "count_params",
     "merged_for_eval",
+    "one_process",
     "prompts_as_trained",
     "save_pretrained",
     "save_trainable",

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from harness.core.errors import Unsupported
 from harness.core.records import AdaptReport, Example, KnowledgeUpdate, Prompt
 from harness.data.prompts import zero_shot_prompt
 from harness.data.suites import Suite, Task
@@ -141,6 +142,13 @@ def update_documents(suite: Suite, n: int) -> set[str]:
     """The corpus documents a knowledge update holds out: the last `n` by id."""
     docs = sorted(d.id for d in suite.corpus)
     return set(docs[len(docs) - min(n, len(docs)) :]) if docs and n else set()
+
+
+def one_process(strategy: Any, run: RunContext, why: str) -> None:
+    """For a weight strategy whose training runs in this process only: several training processes asked
+    for (`processes`) is said, not silently ignored (adapt times would not compare with lora's DDP)."""
+    if strategy.options.process_count(run.device) > 1:
+        raise Unsupported(f"{strategy.name}: trains in one process ({why}); set processes = 1")
 
 
 def launch_of(strategy: Trainable, run: RunContext) -> Launch | None:

@@ -154,6 +154,8 @@ def plan_cell(inputs: ModelPlanInputs, strategy: str, family: str, options: dict
     timing = None if flops_per_s is None else predict_time(shape, method, work, flops_per_s,
                                                            2 if cap.device == "cuda" else 4)
     fits, reason = verdict(memory.peak, cap)
+    if method.approximate and not fits:
+        fits, reason = True, f"run anyway: {reason}, but {method.note}"
     return CellPlan(strategy, seed, cell_id, inputs.spec.ref, method.name, method.trainable, shape.params, memory,
                     work.steps, timing, fits, reason, method.embedder, describe(cap))
 

@@ -100,6 +100,9 @@ class Method:
     virtual_tokens: int = 0
     """Soft prompts: tokens prepended to every row."""
     note: str = ""
+    approximate: bool = False
+    """The formulas do not model this strategy exactly (state they do not count, an unknown plugin): its
+    prediction is shown with the note, and a cell is never skipped on it."""
 
 
 @dataclass(frozen=True)

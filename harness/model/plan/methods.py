@@ -1,7 +1,8 @@
 """What each strategy trains, as a `Method` with its trainable parameters counted from the model's
 shape (no peft, no weights): the built-in strategies by name, a hybrid by its weights side, any other
-context strategy as inference only, and any other weight strategy as full fine-tuning (an upper bound,
-said in the method's note).
+context strategy as inference only. Weight strategies the formulas do not model exactly (the preference
+and RL strategies and ewc: the lora or full-ft they train plus uncounted state; reft and adapter; any
+plugin) get the closest modelled method flagged `approximate`, with a note: shown, never a reason to skip.
 
 Counts, per targeted linear layer of fan-in a and fan-out b: LoRA r (a + b); DoRA adds its magnitude
 vector (b); IA3 one scaling vector (b, or a for a feed-forward target); QLoRA is LoRA on a 4-bit base.
@@ -78,7 +79,7 @@ def soft_prompt(shape: ModelShape, strategy: str, options: dict[str, Any]) -> Me
 def context(strategy: str, options: dict[str, Any]) -> Method:
     """Nothing trains; few-shot by similarity and dense or hybrid RAG load the sentence embedder."""
     embeds = (strategy == "few-shot" and options.get("selection", "similar") == "similar") or (
-        strategy == "rag" and options.get("retriever", "dense") != "bm25") or bool(options.get("shots"))
+        strategy == "rag" and options.get("retriever", "bm25") != "bm25") or bool(options.get("shots"))
     return Method("inference", 0, embedder=embeds)
 
 
@@ -103,4 +104,25 @@ def method_for(strategy: str, family: str, options: dict[str, Any], shape: Model
         return selective(shape, strategy, options)
     if strategy in ("prompt-tuning", "p-tuning", "prefix-tuning"):
         return soft_prompt(shape, strategy, options)
-    return full(shape, note=f"{strategy}: an unknown weight strategy, planned as full fine-tuning (an upper bound)")
+    return approximate(strategy, options, shape)
+
+
+def approximate(strategy: str, options: dict[str, Any], shape: ModelShape) -> Method:
+    """Weight strategies the formulas do not model exactly: the closest modelled method, flagged."""
+    if strategy in EXTRA_STATE:
+        base = full(shape) if options.get("method") == "full-ft" else lora(shape, options)
+        return replace(base, approximate=True, note=f"{strategy}: planned as {base.name} without "
+                       f"{EXTRA_STATE[strategy]} (not modelled: never skipped on this prediction)")
+    if strategy in ("reft", "adapter"):
+        return replace(lora(shape, {}), approximate=True, note=f"{strategy}: planned as LoRA r=8 on q,v "
+                       "(its own trainable count is smaller; not modelled: never skipped on this prediction)")
+    return replace(full(shape), approximate=True, note=f"{strategy}: planned as full fine-tuning "
+                   "(an unknown weight strategy; indicative only: never skipped on this prediction)")
+
+EXTRA_STATE = {
+    "ewc": "its Fisher and anchor copies of the trained parameters",
+    "dpo": "its frozen reference copy", "rlaif": "its frozen reference copy and the judge's sampling",
+    "grpo": "its reference model and sampled completions",
+    "rlhf": "its reward model (a full copy that trains) and the reference model",
+}
+"""Weight strategies that train as lora or full-ft (their `method`) plus state the formulas do not count."""

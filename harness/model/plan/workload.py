@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.model.plan.footprint import Shapes
@@ -150,7 +150,8 @@ def extra_prompt(strategy: str, options: dict[str, Any], kind: str, t: TaskToken
     if base == "few-shot":
         return int(ctx.get("k", 6)) * t.shot_tokens
     if base == "rag" and (kind in ctx.get("kinds", [kind]) or not t.trains):
-        return int(ctx.get("k", 3)) * int(ctx.get("chunk_size", 120)) * WORDS_TO_TOKENS
+        return (int(ctx.get("k", 3)) * int(ctx.get("chunk_size", 120)) * WORDS_TO_TOKENS
+                + int(ctx.get("shots", 0)) * t.shot_tokens)
     return 0.0
 
 
@@ -160,7 +161,11 @@ def evaluation(tokens: SuiteTokens, strategy: str, options: dict[str, Any], eval
     task's max_new_tokens, or for a model trained on its answers the longest one and two end tokens), the
     longest row."""
     prompt, steps, longest, all_logits = 0.0, 0, 0, False
+    reasons = strategy.split("+", 1)[0] == "cot"  # generates a reasoned reply for every kind
+    ctx = dict(options.get("context", {})) if "+" in strategy else options
     for kind, t in tokens.tasks:
+        if reasons and not t.scores_text:
+            t = replace(t, generates=True, max_new=int(ctx.get("max_new_tokens", 256)), max_answer=0)
         extra = extra_prompt(strategy, options, kind, t) + virtual + system
         n = len(t.test_users)
         prompt += sum(t.test_users) + n * extra + sum(t.test_choices)
@@ -174,14 +179,18 @@ def evaluation(tokens: SuiteTokens, strategy: str, options: dict[str, Any], eval
             "eval_all_logits": all_logits}
 
 
-def embedding(tokens: SuiteTokens, strategy: str) -> float:
-    """Tokens the sentence embedder reads: few-shot the train and test inputs, RAG its corpus and questions."""
+def embedding(tokens: SuiteTokens, strategy: str, options: dict[str, Any] | None = None) -> float:
+    """Tokens the sentence embedder reads: few-shot the train and test inputs; RAG its corpus and questions
+    (none with bm25), plus the train inputs when it shows solved examples."""
     base = strategy.split("+", 1)[0]
+    ctx = dict((options or {}).get("context", {})) if "+" in strategy else dict(options or {})
     test = sum(t.test_chars for _, t in tokens.tasks)
     if base == "few-shot":
         return (tokens.train_chars + test) / CHARS_PER_TOKEN
     if base == "rag":
-        return (tokens.corpus_chars + test) / CHARS_PER_TOKEN
+        dense = (tokens.corpus_chars + test) if ctx.get("retriever", "bm25") != "bm25" else 0
+        shots = (tokens.train_chars + test) if ctx.get("shots") else 0
+        return (dense + shots) / CHARS_PER_TOKEN
     return 0.0
 
 
@@ -194,5 +203,5 @@ def workload(tokens: SuiteTokens, strategy: str, options: dict[str, Any], device
     both = {**train, **ev}
     shapes = Shapes(**{k: both[k] for k in shape_keys if k in both})
     work = Workload(**{k: v for k, v in both.items() if k not in shape_keys or k == "eval_batch"},
-                    embed_tokens=embedding(tokens, strategy))
+                    embed_tokens=embedding(tokens, strategy, options))
     return work, shapes

@@ -37,6 +37,7 @@ def trial_value(rec: CellRecord, metric: str) -> float:
     if metric == "dev-loss":
         loss = rec.adapt.extras.get("best_dev_loss")
         if loss is None:
-            raise Unsupported(f"{rec.strategy} reports no dev loss (it does not train); use --metric dev-accuracy")
+            raise Unsupported(f"{rec.strategy} reports no dev loss of its final model (it does not train, or "
+                              "trains in phases without one); use --metric dev-accuracy")
         return float(loss)
     return cell_score(rec)
