@@ -28,12 +28,9 @@ pre-tokenization never merges across the boundary) and the largest per-choice lo
     python -m venv benchmarks/.venv-lmeval && benchmarks/.venv-lmeval/bin/pip install torch==2.13.0 'lm-eval[hf]'
     python benchmarks/mc_vs_lmeval.py [DATA] [--subjects a,b] [--limit 40] [--letter-limit 120] [--out DIR]
 
-lm-eval runs at batch size 1 by default; `--lmeval-batch-size 8` is the other setting measured here
-(results/mc_vs_lmeval_*_lmeval_b*.md, quiet machine, one run each): on the 5-shot continuation
-items batch 1 is lm-eval's faster (0.167 vs 0.136 items/s: it pads every row to the longest and
-takes a full-vocabulary log-softmax at every position), on the short letter items batch 8 is
-(1.711 vs 1.404 items/s). The README compares against lm-eval's faster setting for each. The
-harness runs at its default batch size, 8.
+lm-eval runs at batch size 1 by default (`--lmeval-batch-size N` for another); on the long 5-shot
+continuation items batch 1 is its faster setting here (at 8 it pads every row to the longest and takes a
+full-vocabulary log-softmax at every position). The harness runs at its default batch size, 8.
 """
 
 from __future__ import annotations

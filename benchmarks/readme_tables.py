@@ -1,6 +1,7 @@
-"""The README's "Measured here" figures of the default compare, generated from committed results: the
-example run's report.json (reports/example/, written by `make example`) and
-benchmarks/results/compare_cold_warm.json (the same run, timed). Never typed by hand.
+"""The README's generated figures, from committed results, never typed by hand: the example run's
+decision card and "Measured here" table (reports/example/report.json, written by `make example`, and
+benchmarks/results/compare_cold_warm.json, the same run timed), and the scoring agreement with
+lm-evaluation-harness on both real models (benchmarks/results/mc_vs_lmeval*.json).
 
     python benchmarks/readme_tables.py            # print the block
     python benchmarks/readme_tables.py --write    # replace the block in README.md
@@ -21,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "reports" / "example" / "report.json"
 TIMING = ROOT / "benchmarks" / "results" / "compare_cold_warm.json"
 README = ROOT / "README.md"
-BLOCKS = ("example-card", "measured-default")
+MC = (ROOT / "benchmarks" / "results" / "mc_vs_lmeval.json", ROOT / "benchmarks" / "results" / "mc_vs_lmeval_gemma.json")
+"""benchmarks/mc_vs_lmeval.py on the default model and on Gemma-3-270M (`--model gemma-3-270m --name ...`)."""
+BLOCKS = ("example-card", "measured-default", "mc-agreement")
 """Generated blocks, each between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->` in README.md."""
 
 
@@ -98,6 +101,17 @@ def block(report: dict[str, Any], timing: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def mc_rows(results: list[dict[str, Any]]) -> str:
+    """Scoring speed and agreement against lm-evaluation-harness, one row per model and setting."""
+    head = ("| model | setting | items | harness items/s | lm-eval items/s (batch) | speedup | same choice | "
+            "max logprob diff | token-id mismatches |\n|---|---|---|---|---|---|---|---|---|")
+    rows = [f"| {r['config']['model']} | {s['setting']} | {s['items']} | {s['harness_items_per_s']:.3f} | "
+            f"{s['lmeval_items_per_s']:.3f} ({r['config']['lmeval_batch_size']}) | {s['speedup']:.2f}x | "
+            f"{100 * s['same_choice']:.1f}% | {s['max_abs_logprob_diff']:.2g} | {s['requests_with_different_token_ids']} |"
+            for r in results for s in r["settings"]]
+    return "\n".join([head, *rows])
+
+
 def replaced(readme: str, name: str, text: str) -> str:
     """`readme` with block `name` holding `text`."""
     if begin(name) not in readme or end(name) not in readme:
@@ -110,9 +124,9 @@ def replaced(readme: str, name: str, text: str) -> str:
 def generated(readme: str) -> str:
     """README.md with every block made from the committed results."""
     report, timing = json.loads(EXAMPLE.read_text()), json.loads(TIMING.read_text())
-    for name, make in zip(BLOCKS, (card, block), strict=True):
+    for name, make in zip(BLOCKS[:2], (card, block), strict=True):
         readme = replaced(readme, name, make(report, timing))
-    return readme
+    return replaced(readme, "mc-agreement", mc_rows([json.loads(p.read_text()) for p in MC if p.exists()]))
 
 
 def main() -> None:
