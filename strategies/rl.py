@@ -140,7 +140,8 @@ class RlOptions(PreferenceOptions):
     max_completion_length: int = Field(16, ge=1, le=2048, description="Tokens sampled per completion.")
     temperature: float = Field(1.0, gt=0, le=4)
     beta: float = Field(0.04, ge=0, le=10, description="KL coefficient against the starting model (0: no "
-                        "reference model, no KL logged).")
+                        "reference model, no KL logged). With method = full-ft TRL reloads the base from disk as "
+                        "the reference (a second full model), so a knowledge update is anchored to the base.")
 
     @model_validator(mode="after")
     def _groups_fill_batches(self) -> RlOptions:
