@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "reports" / "example" / "report.json"
 TIMING = ROOT / "benchmarks" / "results" / "compare_cold_warm.json"
 README = ROOT / "README.md"
-MC = (ROOT / "benchmarks" / "results" / "mc_vs_lmeval.json", ROOT / "benchmarks" / "results" / "mc_vs_lmeval_gemma.json")
+MC = tuple(ROOT / "benchmarks" / "results" / f"{name}.json" for name in ("mc_vs_lmeval", "mc_vs_lmeval_gemma"))
 """benchmarks/mc_vs_lmeval.py on the default model and on Gemma-3-270M (`--model gemma-3-270m --name ...`)."""
 BLOCKS = ("example-card", "measured-default", "mc-agreement")
 """Generated blocks, each between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->` in README.md."""
@@ -107,7 +107,8 @@ def mc_rows(results: list[dict[str, Any]]) -> str:
             "max logprob diff | token-id mismatches |\n|---|---|---|---|---|---|---|---|---|")
     rows = [f"| {r['config']['model']} | {s['setting']} | {s['items']} | {s['harness_items_per_s']:.3f} | "
             f"{s['lmeval_items_per_s']:.3f} ({r['config']['lmeval_batch_size']}) | {s['speedup']:.2f}x | "
-            f"{100 * s['same_choice']:.1f}% | {s['max_abs_logprob_diff']:.2g} | {s['requests_with_different_token_ids']} |"
+            f"{100 * s['same_choice']:.1f}% | {s['max_abs_logprob_diff']:.2g} | "
+            f"{s['requests_with_different_token_ids']} |"
             for r in results for s in r["settings"]]
     return "\n".join([head, *rows])
 
