@@ -293,3 +293,17 @@ def test_cli_shows_error_text_with_brackets_verbatim(capsys):
     failed = replace(cell("x", [], status="failed"), error="[/INST] broke [bold]")
     show(recommend(analyze([cell("a", [1, 0]), failed]), Constraints()))
     assert "[/INST] broke [bold]" in capsys.readouterr().out
+
+
+def test_a_pick_off_the_leaders_side_never_claims_an_equivalence_it_did_not_show():
+    """Every arm scores nothing (knowledge-and-style under the CPU cap): whichever leads by order may be
+    off the Pareto front, and the pick then comes from the front; the card says that, not "shown
+    equivalent" (the comparison was underpowered)."""
+    nothing = [0] * 72
+    recs = [cell("few-shot", nothing, p50_s=2.0), cell("zero-shot", nothing)]  # few-shot first by name
+    d = recommend(analyze(recs), Constraints())
+    assert d.pick == "zero-shot" and d.tied == ()
+    text = " ".join(d.rationale)
+    assert "is shown equivalent to it" not in text
+    assert d.rationale[1] == ("few-shot leads on score but is not on the Pareto front (another scores as well at no "
+                              "more cost, latency or forgetting); zero-shot is the cheapest on the front.")

@@ -60,6 +60,9 @@ def _by(c: Constraints) -> str:
 
 def _why(pick: Option, leader: Option, ranked: list[Option], v: Verdicts, analysis: Analysis,
          c: Constraints) -> str:
+    if pick is not leader and pick not in v.tied:  # the leader and its ties are off the Pareto front
+        return (f"{leader.strategy} leads on {_by(c)} but is not on the Pareto front (another scores as well "
+                f"at no more cost, latency or forgetting); {pick.strategy} is the cheapest on the front.")
     if pick is not leader:
         test = analysis.compare(pick.strategy, leader.strategy, c.margin)
         return (f"{leader.strategy} leads on {_by(c)}, but {pick.strategy} is shown equivalent to it "
