@@ -92,17 +92,22 @@ def fmt(e: dict[str, float] | None, digits: int = 1) -> str:
     return f"{e['mean']:+.{digits}f} [{e['low']:+.{digits}f}, {e['high']:+.{digits}f}]"
 
 
+def lambda_of(rows: list[dict[str, Any]]) -> str:
+    """The ewc row's penalty strength, as recorded."""
+    return next((f"{r['extras']['ewc_lambda']:g}" for r in rows if "ewc_lambda" in r.get("extras", {})), "?")
+
+
 def markdown(result: dict[str, Any]) -> str:
     rows, tasks = result["rows"], sorted({t for r in result["rows"] for t in r["tasks"]})
     lines = [f"# EWC vs lora vs rehearsal: forgetting at an equal step budget (legal-qa, {result['model']}, CPU)", "",
              f"Command: `{result['command']}` ({result['wall_s'] / 60:.0f} min on the shared 2-core CPU).", "",
              f"Every strategy: {result['steps']} optimizer steps of 8 rows (about "
              f"{result['steps'] * 8 / 184:.1f} epochs of legal-qa's 184 train rows), early stopping off, the best dev "
-             "checkpoint kept; seed 0; default options otherwise (ewc: LoRA, lambda 1e4, Fisher from 16 replay "
-             "paragraphs; rehearsal: 25% replay rows). Forgetting is on the `general` retention suite (plain text, "
-             "adapted vs base on the same items): points lost (positive: forgot), knowledge lost (share of the "
-             "items the base knew now wrong), gained, and general-text cross-entropy change (nats/token, positive: "
-             "worse), each with a 95% interval.", "",
+             f"checkpoint kept; seed 0; default options otherwise (ewc: LoRA, lambda {lambda_of(rows)}, Fisher from "
+             "16 replay paragraphs; rehearsal: 25% replay rows). Forgetting is on the `general` retention suite "
+             "(plain text, adapted vs base on the same items): points lost (positive: forgot), knowledge lost "
+             "(share of the items the base knew now wrong), gained, and general-text cross-entropy change "
+             "(nats/token, positive: worse), each with a 95% interval.", "",
              "| strategy | " + " | ".join(f"{t} [95% CI]" for t in tasks)
              + " | forgetting pt | knowledge lost | knowledge gained | Δ CE | steps | best dev loss | adapt s |",
              "|---|" + "---|" * len(tasks) + "---|---|---|---|---|---|---|"]

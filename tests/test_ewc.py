@@ -22,7 +22,7 @@ def ctx(tmp_path, rt, model_dir, name="cell"):
     return RunContext(0, "cpu", tmp_path / name, tmp_path / "cache", resolve_model(str(model_dir)), lambda: rt)
 
 
-def test_fisher_is_the_mean_squared_gradient_and_the_penalty_its_weighted_change(tiny_runtime):
+def test_fisher_is_the_mean_squared_log_likelihood_gradient_and_the_penalty_its_weighted_change(tiny_runtime):
     model = copy.deepcopy(tiny_runtime.model).requires_grad_(True)
     rows = text_rows(tiny_runtime, TEXTS, 64)
     fisher = diagonal_fisher(model, rows, "full-ft", "cpu")
@@ -33,7 +33,7 @@ def test_fisher_is_the_mean_squared_gradient_and_the_penalty_its_weighted_change
     for row in rows:
         model.zero_grad()
         ids = torch.tensor([row["input_ids"]])
-        model(input_ids=ids, labels=ids).loss.backward()
+        (model(input_ids=ids, labels=ids).loss * (ids.shape[1] - 1)).backward()  # the row's summed loss
         manual += param.grad ** 2
     assert torch.allclose(fisher[name], manual / 2, rtol=1e-5, atol=1e-12)
     penalty = ewc_penalty(model, fisher, "full-ft", 3.0)
