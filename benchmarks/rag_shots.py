@@ -36,7 +36,7 @@ def one(shots: int, retriever: str, work: Path) -> dict[str, Any]:
     if rec.status != "ok":
         raise SystemExit(f"rag shots={shots}: cell {rec.status}")
     preds = [p for p in rec.predictions if p.task == TASK]
-    [task] = [t for t in rec.tasks if t.name == TASK]
+    [task] = [t for t in rec.tasks if t.task == TASK]
     by_cov = {cov: {m: statistics.fmean(p.scores[m] for p in ps) for m in METRICS} | {"n": len(ps)}
               for cov in ("seen", "unseen") if (ps := [p for p in preds if p.meta.get("coverage") == cov])}
     return {"shots": shots, "n": task.n, **{m: task.metrics[m] for m in METRICS}, "by_coverage": by_cov,
