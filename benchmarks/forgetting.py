@@ -41,6 +41,11 @@ def run(steps: int, strategies: list[str], out: Path, keep: str) -> Any:
     return harness.compare(config)
 
 
+def cells_wall(run_: Any) -> float:
+    """Seconds the cells of a run spent, all phases."""
+    return float(sum(sum(r.phase_s.values()) for r in run_.records))
+
+
 def evaluated_step(run_: Any, cell_id: str) -> int | None:
     """The optimizer step whose weights were evaluated: the best dev loss of the cell's training curve."""
     curve = run_.folder.parent / "cells" / cell_id / "train" / "curve.json"
@@ -109,16 +114,21 @@ def main() -> None:
     ap.add_argument("--strategies", default="lora,full-ft")
     ap.add_argument("--keep", choices=["best", "last"], default="last", help="Weights evaluated: after the last "
                     "step, or the best dev checkpoint (results named forgetting_best.*)")
+    ap.add_argument("--from-run", type=Path, default=None, help="Read an earlier compare's run folder (made with "
+                    "the same --steps and --keep) instead of running one; its cells' summed phase times are the "
+                    "wall time")
     ap.add_argument("--work", type=Path, default=None, help="Output folder of the compare (default: a temp dir).")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="harness-forgetting-"))
     t0 = time.perf_counter()
-    done = run(args.steps, args.strategies.split(","), work, args.keep)
+    done = harness.load_run(args.from_run) if args.from_run else run(args.steps, args.strategies.split(","), work,
+                                                                      args.keep)
     found = rows(done)
     result = {"steps": args.steps, "keep": args.keep, "command": "python " + " ".join(sys.argv),
               "machine": f"{platform.machine()}, {platform.processor() or 'CPU'}",
-              "wall_s": time.perf_counter() - t0, "run": str(done.folder), "rows": found, "verdict": verdict(found),
+              "wall_s": cells_wall(done) if args.from_run else time.perf_counter() - t0,
+              "run": str(done.folder), "rows": found, "verdict": verdict(found),
               "retention": "general (500 four-choice questions, 115 paragraphs), plain text, per-byte choice"}
     args.out.mkdir(parents=True, exist_ok=True)
     name = "forgetting" if args.keep == "last" else "forgetting_best"
