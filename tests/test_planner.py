@@ -10,10 +10,12 @@ from harness.model.plan import (
     GB,
     Capacity,
     Shapes,
+    Workload,
     activation_bytes,
     footprint,
     meta_model,
     method_for,
+    predict_time,
     shape_of,
     verdict,
 )
@@ -79,6 +81,50 @@ def test_the_breakdown_adds_up_to_the_peak(strategy, cuda):
         "runtime", "weights", "gradients", "optimizer", "activations", "logits"} | (set() if cuda else {"allocator"})
     assert set(plan.terms) == expected
     assert "GB" not in plan.describe() and plan.describe().startswith(plan.phase)
+
+
+def gemma3_270m_like():
+    from transformers import LlamaConfig  # Gemma-3-270M's dimensions: a 262,144-token vocabulary
+
+    return LlamaConfig(hidden_size=640, num_hidden_layers=18, intermediate_size=2048, num_attention_heads=4,
+                       num_key_value_heads=1, head_dim=256, vocab_size=262144, tie_word_embeddings=True)
+
+
+def test_the_cpu_allocator_keeps_freed_activations_but_not_the_logits():
+    """Logit tensors are far above glibc's mmap threshold: freed, they go back to the system (footprint.py)."""
+    small, large = shape_of(smollm2_135m()), shape_of(gemma3_270m_like())
+    for shape in (small, large):
+        plan = footprint(shape, method_for("lora", "weights", {}, shape), TRAIN)
+        t = plan.terms
+        assert t["allocator"] == pytest.approx(max(0.0, 0.4 * t["activations"] - t["gradients"] - t["optimizer"]))
+        assert t["logits"] == 8 * 384 * shape.vocab * 12  # fp32 logits, saved log-softmax, their gradient
+    assert footprint(large, method_for("lora", "weights", {}, large), TRAIN).terms["logits"] > 3 * GB
+
+
+def test_a_prompt_forward_pays_the_head_only_where_logits_are_kept():
+    shape = shape_of(gemma3_270m_like())
+    method = method_for("zero-shot", "context", {}, shape)
+    every = predict_time(shape, method, Workload(prompt_tokens=10_000), 1e11)
+    kept = predict_time(shape, method, Workload(prompt_tokens=10_000, head_tokens=40), 1e11)
+    assert every.eval_flops == 10_000 * 2 * shape.matmul_params
+    assert every.eval_flops - kept.eval_flops == (10_000 - 40) * 2 * shape.head_params
+    assert shape.head_params / shape.matmul_params > 0.6  # most of a small Gemma's forward is its head
+
+
+def test_the_kept_positions_follow_how_each_kind_is_scored():
+    from harness.model.plan.workload import SuiteTokens, TaskTokens, evaluation
+
+    def task(generates: bool, scores_text: bool, choices: tuple[int, ...]) -> TaskTokens:
+        return TaskTokens(trains=False, generates=generates, scores_text=scores_text, max_new=16, train_rows=(),
+                          dev_rows=(), test_users=(100, 50), test_choices=choices, shot_tokens=0.0, max_answer=0,
+                          test_chars=0)
+
+    def head(t: TaskTokens) -> float:
+        return evaluation(SuiteTokens((("k", t),), 0, 0), "zero-shot", {}, 8)["head_tokens"]
+
+    assert head(task(True, False, (0, 0))) == 2  # generation: each prompt's last position
+    assert head(task(False, False, (7, 9))) == 2 + 16  # choices: the last context token and every choice token
+    assert head(task(False, True, (0, 0))) == 150  # a scored text: every position
 
 
 def test_gradient_checkpointing_keeps_only_layer_inputs():

@@ -48,9 +48,12 @@ kv = kv heads x head dim, V vocabulary, e bytes per saved activation: 4 in fp32,
   task that scores a text's own tokens).
 
 - allocator (CPU only): a CPU peak is process RSS (harness.core.measure), and the heap keeps blocks
-  that training steps free (activations, logits) unless live states reuse them: ALLOCATOR_RETENTION of
-  the activations and logits, less the gradients and optimizer states (SmolLM2 at batch 4: LoRA's RSS
-  rose 0.9 GB above its live tensors over three steps, full fine-tuning's not at all).
+  that training steps free unless live states reuse them: ALLOCATOR_RETENTION of the activations, less
+  the gradients and optimizer states (SmolLM2 at batch 4: LoRA's RSS rose 0.9 GB above its live tensors
+  over three steps, full fine-tuning's not at all). The logits are not retained: each copy is hundreds
+  of MB, above glibc's mmap threshold (at most 32 MB), so it is mapped on its own and returned to the
+  system when freed (measured on Gemma-3-270M, whose logits are 3.1 GB of a LoRA step: counting them
+  here put the plan 1.3 GB above the measured peak).
 
 The constants were calibrated on the development machine (benchmarks/plan_accuracy.py measures the
 result on both real models).
@@ -69,7 +72,7 @@ accelerate: 0.27 GB imported, 0.44 GB once a model has loaded and run, less the 
 EMBEDDER_BYTES = 0.3e9
 """sentence-transformers, FAISS and all-MiniLM-L6-v2 in the process once loaded (measured 0.2 to 0.34 GB)."""
 ALLOCATOR_RETENTION = 0.4
-"""CPU heap kept from freed activations and logits (calibrated: SmolLM2 LoRA and full fine-tuning, batch 4)."""
+"""CPU heap kept from freed activations (calibrated: SmolLM2 LoRA and full fine-tuning, batch 4)."""
 CUDA_RUNTIME_BYTES = 0.5e9
 """CUDA context and workspace reserve (not measured here: no GPU was available to this project)."""
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
@@ -224,9 +227,8 @@ def footprint(shape: ModelShape, method: Method, shapes: Shapes, cuda: bool = Fa
             "logits": logits_bytes(shape, shapes.train_batch, seq, autocast),
         }
         if not cuda:
-            transient = train_terms["activations"] + train_terms["logits"]
             states = train_terms["gradients"] + train_terms["optimizer"]
-            train_terms["allocator"] = max(0.0, ALLOCATOR_RETENTION * transient - states)
+            train_terms["allocator"] = max(0.0, ALLOCATOR_RETENTION * train_terms["activations"] - states)
     return Footprint(train_terms, eval_terms, (method.note,) if method.note else ())
 
 

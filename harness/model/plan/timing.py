@@ -10,8 +10,12 @@ checkpoints.
             + dev evaluations x dev tokens x 2N / (F x FORWARD_EFFICIENCY)
             + checkpoints x 12 T bytes (fp32 weights and AdamW moments) / DISK_BYTES_PER_S
             + embedded tokens x 2 x embedder parameters / (F x EMBED_EFFICIENCY)   (few-shot, RAG: cold index)
-    eval  = prompt tokens x 2N / (F x FORWARD_EFFICIENCY)
+    eval  = (prompt tokens x 2(N - H) + kept positions x 2H) / (F x FORWARD_EFFICIENCY)
             + generation steps x (weight bytes / DECODE_BYTES_PER_S + batch x 2N / (F x FORWARD_EFFICIENCY))
+
+H is the output head (vocabulary x hidden): a forward over a prompt computes logits only at the
+positions it keeps (a prompt's last token, a choice's tokens; every token of a scored text), which
+matters for large vocabularies (Gemma-3's head is 63% of its matmul parameters, SmolLM2's 21%).
 
 Generation steps: per evaluation batch, the task's max_new_tokens, or for a model trained on the task's
 answers the longest train answer plus its end tokens (trained models stop there; prompted ones mostly
@@ -34,9 +38,10 @@ TRAIN_EFFICIENCY = 0.75
 tokens: 0.76 for LoRA, 0.77 for full fine-tuning)."""
 QUANTIZED_TRAIN_EFFICIENCY = 0.75
 """QLoRA: on a CPU its steps cost what LoRA's do (the 4-bit weights are dequantized per matmul)."""
-FORWARD_EFFICIENCY = 0.9
-"""Forwards over whole rows (dev loss, prompt prefill, choice scoring), counted at 2N per token though the
-head runs only where logits are kept."""
+FORWARD_EFFICIENCY = 0.75
+"""Forwards over whole rows (dev loss, prompt prefill, choice scoring), the head counted only where logits
+are kept (benchmarks/forward_efficiency.py: SmolLM2 0.74 and Gemma-3-270M 0.72 keeping the last position,
+0.75 for both keeping every position; counted at 2N everywhere, Gemma's prefill came out at 1.92)."""
 DECODE_BYTES_PER_S = 12e9
 """Weight bytes a generation step streams per second (SmolLM2 fp32: 44 ms a step at batch 1)."""
 EMBED_EFFICIENCY = 0.8
@@ -68,6 +73,8 @@ class Workload:
     checkpoints: int = 0
     prompt_tokens: float = 0.0
     """Every evaluation prompt's tokens, choice continuations included."""
+    head_tokens: float | None = None
+    """Of those, the positions whose logits are computed (the output head runs there only); None: all."""
     decode_steps: int = 0
     """Generation steps summed over evaluation batches (max new tokens per batch)."""
     eval_batch: int = 8
@@ -107,7 +114,8 @@ def predict_time(shape: ModelShape, method: Method, work: Workload, flops_per_s:
         adapt += shape.params * QUANTIZE_S_PER_PARAM if method.quantized else 0.0
     if work.embed_tokens:
         adapt += EMBEDDER_LOAD_S
-    prefill_flops = work.prompt_tokens * 2 * n
+    head = work.prompt_tokens if work.head_tokens is None else work.head_tokens
+    prefill_flops = work.prompt_tokens * 2 * (n - shape.head_params) + head * 2 * shape.head_params
     step_flops = work.eval_batch * 2 * n
     step_s = shape.params * weight_bytes / DECODE_BYTES_PER_S + step_flops / (f * FORWARD_EFFICIENCY)
     evaluation = prefill_flops / (f * FORWARD_EFFICIENCY) + work.decode_steps * step_s

@@ -157,10 +157,12 @@ def extra_prompt(strategy: str, options: dict[str, Any], kind: str, t: TaskToken
 
 def evaluation(tokens: SuiteTokens, strategy: str, options: dict[str, Any], eval_batch: int, system: int = 0,
                virtual: int = 0, trained: bool = False) -> dict[str, Any]:
-    """The evaluation part of a Workload and its shapes: prompt tokens, generation steps (per batch the
+    """The evaluation part of a Workload and its shapes: prompt tokens, the positions among them whose
+    logits are computed (every position of a scored text; else each prompt's last and the choices' tokens),
+    generation steps (per batch the
     task's max_new_tokens, or for a model trained on its answers the longest one and two end tokens), the
     longest row."""
-    prompt, steps, longest, all_logits = 0.0, 0, 0, False
+    prompt, head, steps, longest, all_logits = 0.0, 0.0, 0, 0, False
     reasons = strategy.split("+", 1)[0] == "cot"  # generates a reasoned reply for every kind
     ctx = dict(options.get("context", {})) if "+" in strategy else options
     for kind, t in tokens.tasks:
@@ -169,14 +171,15 @@ def evaluation(tokens: SuiteTokens, strategy: str, options: dict[str, Any], eval
         extra = extra_prompt(strategy, options, kind, t) + virtual + system
         n = len(t.test_users)
         prompt += sum(t.test_users) + n * extra + sum(t.test_choices)
+        head += sum(t.test_users) + n * extra if t.scores_text else n + sum(t.test_choices)
         if t.generates:
             per_batch = min(t.max_new, t.max_answer + ANSWER_END_TOKENS) if trained and t.max_answer else t.max_new
             steps += math.ceil(n / eval_batch) * per_batch
         all_logits = all_logits or t.scores_text
         if n:
             longest = max(longest, int(max(t.test_users) + extra + (t.max_new if t.generates else max(t.test_choices))))
-    return {"prompt_tokens": prompt, "decode_steps": steps, "eval_batch": eval_batch, "eval_seq": longest,
-            "eval_all_logits": all_logits}
+    return {"prompt_tokens": prompt, "head_tokens": head, "decode_steps": steps, "eval_batch": eval_batch,
+            "eval_seq": longest, "eval_all_logits": all_logits}
 
 
 def embedding(tokens: SuiteTokens, strategy: str, options: dict[str, Any] | None = None) -> float:
