@@ -40,8 +40,8 @@ QUANTIZED_TRAIN_EFFICIENCY = 0.75
 """QLoRA: on a CPU its steps cost what LoRA's do (the 4-bit weights are dequantized per matmul)."""
 FORWARD_EFFICIENCY = 0.75
 """Forwards over whole rows (dev loss, prompt prefill, choice scoring), the head counted only where logits
-are kept (benchmarks/forward_efficiency.py: SmolLM2 0.74 and Gemma-3-270M 0.72 keeping the last position,
-0.75 for both keeping every position; counted at 2N everywhere, Gemma's prefill came out at 1.92)."""
+are kept (benchmarks/forward_efficiency.py: SmolLM2 0.72 and Gemma-3-270M 0.76 keeping the last position,
+0.73 and 0.74 keeping every position; counted at 2N everywhere, Gemma's prefill came out at 2.01)."""
 DECODE_BYTES_PER_S = 12e9
 """Weight bytes a generation step streams per second (SmolLM2 fp32: 44 ms a step at batch 1)."""
 EMBED_EFFICIENCY = 0.8
