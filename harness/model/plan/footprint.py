@@ -50,10 +50,10 @@ kv = kv heads x head dim, V vocabulary, e bytes per saved activation: 4 in fp32,
 - allocator (CPU only): a CPU peak is process RSS (harness.core.measure), and the heap keeps blocks
   that training steps free unless live states reuse them: ALLOCATOR_RETENTION of the activations, less
   the gradients and optimizer states (SmolLM2 at batch 4: LoRA's RSS rose 0.9 GB above its live tensors
-  over three steps, full fine-tuning's not at all). The logits are not retained: each copy is hundreds
-  of MB, above glibc's mmap threshold (at most 32 MB), so it is mapped on its own and returned to the
-  system when freed (measured on Gemma-3-270M, whose logits are 3.1 GB of a LoRA step: counting them
-  here put the plan 1.3 GB above the measured peak).
+  over three steps, full fine-tuning's not at all). The logits are not retained: a copy (b x s x V x 4
+  bytes) is hundreds of MB at a real vocabulary, above glibc's mmap threshold (at most 32 MB), so it is
+  mapped on its own and returned to the system when freed (measured on Gemma-3-270M, whose logits are
+  3.1 GB of a LoRA step: counting them here put the plan 1.3 GB above the measured peak).
 
 The constants were calibrated on the development machine (benchmarks/plan_accuracy.py measures the
 result on both real models).

@@ -157,11 +157,10 @@ def extra_prompt(strategy: str, options: dict[str, Any], kind: str, t: TaskToken
 
 def evaluation(tokens: SuiteTokens, strategy: str, options: dict[str, Any], eval_batch: int, system: int = 0,
                virtual: int = 0, trained: bool = False) -> dict[str, Any]:
-    """The evaluation part of a Workload and its shapes: prompt tokens, the positions among them whose
-    logits are computed (every position of a scored text; else each prompt's last and the choices' tokens),
-    generation steps (per batch the
-    task's max_new_tokens, or for a model trained on its answers the longest one and two end tokens), the
-    longest row."""
+    """The evaluation part of a Workload and its shapes: prompt tokens; the positions among them whose
+    logits are computed (every position of a scored text, else each prompt's last and the choices'
+    tokens); generation steps (per batch the task's max_new_tokens, or for a model trained on its answers
+    the longest one and two end tokens); the longest row."""
     prompt, head, steps, longest, all_logits = 0.0, 0.0, 0, 0, False
     reasons = strategy.split("+", 1)[0] == "cot"  # generates a reasoned reply for every kind
     ctx = dict(options.get("context", {})) if "+" in strategy else options
