@@ -127,6 +127,17 @@ def test_the_kept_positions_follow_how_each_kind_is_scored():
     assert head(task(False, True, (0, 0))) == 150  # a scored text: every position
 
 
+def test_a_strategy_whose_learning_rate_defaults_to_its_methods_is_planned():
+    """ewc and dpo declare learning_rate None ("the method's default"): the plan must not fail on it."""
+    from harness_strategies.ewc import Ewc
+
+    from harness.model.plan.workload import loop_options
+
+    options = Ewc.Options(cpu_max_steps=5).model_dump()
+    assert options["learning_rate"] is None
+    assert loop_options(options).cpu_max_steps == 5
+
+
 def test_gradient_checkpointing_keeps_only_layer_inputs():
     shape = shape_of(llama3_8b())
     full = activation_bytes(shape, 1, 2048, 2, trains_linears=True)

@@ -109,8 +109,10 @@ def suite_tokens(suite: Any, count: Counter, limit: int | None) -> SuiteTokens:
 
 
 def loop_options(options: dict[str, Any]) -> LoopOptions:
-    """The training loop's options among a weight strategy's (the rest are the strategy's own)."""
-    return LoopOptions.model_validate({k: v for k, v in options.items() if k in LoopOptions.model_fields})
+    """The training loop's options among a weight strategy's (the rest are the strategy's own); a None is a
+    strategy's "the method's default" (ewc's, dpo's learning rates) and leaves the loop's default."""
+    return LoopOptions.model_validate({k: v for k, v in options.items()
+                                       if k in LoopOptions.model_fields and v is not None})
 
 
 def padded(lengths: Sequence[int], batch: int, cap: int) -> tuple[float, int]:
