@@ -230,3 +230,14 @@ def test_plan_a_compare_then_skip_what_cannot_fit(tmp_path, mini_suite_dir, tiny
     assert all(r.error.startswith("predicted peak") and "GB available" in r.error for r in run.records)
     assert "cell_start" not in [e for e, _ in events]  # nothing ran, nothing trained
     assert not list((tmp_path / "reports").rglob("cells/*.json"))  # and no skip is kept for a bigger device
+
+
+def test_every_registered_strategy_can_be_planned(mini_suite_dir, tiny_model_dir):
+    """One strategy the planner cannot read must not leave a whole compare unplanned (and unprotected
+    from cells that cannot fit): every built-in gets a row with a peak and a time."""
+    import harness.api as api
+
+    rows = api.plan({"suite": str(mini_suite_dir), "model": str(tiny_model_dir), "strategies": ["all"]})
+    assert {"lora", "ewc", "dpo", "grpo", "rlhf", "rlaif", "reft", "adapter", "cot", "rehearsal"} <= {
+        r.strategy for r in rows}
+    assert all(r.memory.peak > 0 and r.time is not None for r in rows)
