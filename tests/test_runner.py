@@ -112,3 +112,21 @@ def test_failed_cell_gives_exit_code_1_and_a_report(mini_suite_dir, tiny_model_d
     [run_dir] = [d for d in (tmp_path / "mini").iterdir() if (d / "report.json").is_file()]
     md = (run_dir / "report.md").read_text()
     assert "RuntimeError: exploded on purpose" in md and "zero-shot" in md
+
+
+def test_evaluation_flops_pay_the_output_head_only_where_logits_are_computed(tiny_runtime):
+    """A prompt's positions but its last need no logits: the work basis must not charge a long prompt
+    the head at every token (harness/run/work.py)."""
+    from harness.core.measure import Measured
+    from harness.core.records import AdaptReport, Prediction
+    from harness.model.throughput import matmul_params
+    from harness.run.work import cell_work, head_params
+
+    model = tiny_runtime.model
+    n, h = matmul_params(model), head_params(model)
+    assert h == model.config.vocab_size * model.config.hidden_size and 0 < h < n
+    generated = Prediction("a", "t", "x", "x", {}, 0.1, 100, 5)
+    scored = Prediction("b", "t", "x", "x", {}, 0.1, 40, 0)  # a choice item: one logits position
+    work = cell_work(model, AdaptReport(), [generated, scored], Measured(), Measured(), "cpu")
+    assert work["eval_tokens"] == 145
+    assert work["eval_flops"] == 2 * (n - h) * 145 + 2 * h * (5 + 1)

@@ -18,7 +18,8 @@ RESULT_PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "acce
                    "faiss-cpu", "tokenizers", "safetensors", "numpy")
 """Libraries whose version can change a number in a record."""
 
-RESULT_CODE = ("core", "model", "data", "strategy", "run/runner.py", "run/plan.py", "run/retention.py")
+RESULT_CODE = ("core", "model", "data", "strategy", "run/runner.py", "run/plan.py", "run/retention.py",
+               "run/work.py")
 """The harness's own code on the path from inputs to a record (harness/...); the CLI, the report, the
 decision and the executors only move or read records."""
 

@@ -3,7 +3,11 @@ the tokens it trained on and read, process CPU seconds, and the machine's measur
 
 Training FLOPs per token: 2 x the matmul parameters forward, 2 x backward through the activations,
 and 2 x the trainable parameters for their gradients (6N for full fine-tuning, about 4N for LoRA).
-Evaluation: 2 x the matmul parameters per token read or generated. Attention's own FLOPs (which grow
+Evaluation: 2 x the matmul parameters but the output head per token read or generated, and 2 x the
+head's only where logits are computed: each generated token (the first from the prompt's last
+position), or one position for a scored context (the choices' few tokens are left out). A prompt's
+other positions need no logits, and the head is much of a small model's matmuls (SmolLM2 21%,
+Gemma-3-270M 63%; benchmarks/forward_efficiency.py). Attention's own FLOPs (which grow
 with sequence length) are left out: at a few hundred tokens they are a few percent. Work reported by a
 strategy itself (`extras["index_flops"]`: embedding a RAG corpus) is added to its adaptation.
 """
@@ -23,9 +27,18 @@ def cell_work(base_model: Any, adapt: AdaptReport, queries: Sequence[Prediction]
     n = matmul_params(base_model)
     train = adapt.train_tokens * (4 * n + 2 * adapt.trainable_params)
     eval_tokens = sum(p.prompt_tokens + p.output_tokens for p in queries)
+    head = head_params(base_model)
+    logits_at = sum(max(1, p.output_tokens) for p in queries)
     return {
         "adapt_cpu_s": adapt_m.cpu_s, "eval_cpu_s": eval_m.cpu_s, "train_tokens": float(adapt.train_tokens),
         "eval_tokens": float(eval_tokens), "queries": float(len(queries)),
-        "adapt_flops": float(train + adapt.extras.get("index_flops", 0.0)), "eval_flops": float(2 * n * eval_tokens),
+        "adapt_flops": float(train + adapt.extras.get("index_flops", 0.0)),
+        "eval_flops": float(2 * (n - head) * eval_tokens + 2 * head * logits_at),
         "flops_per_s": flops_per_second(device),
     }
+
+
+def head_params(model: Any) -> int:
+    """The output head's parameters (vocabulary x hidden; 0 for a model without one)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return int(head.weight.numel()) if head is not None else 0
