@@ -116,7 +116,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"load average {part['load'][0]:.1f} at the start, {part['load'][1]:.1f} at the end "
                 f"(2 cores, shared with other jobs).", "", *table(part), "", "Pairs (paired over items):", ""]
         out += [f"- {p}" for p in part["pairs"]] + [""]
-        out += [f"- {name}: {s['notes']}" for name, s in part["strategies"].items() if s["notes"]] + [""]
+        out += [f"- {s['notes'] if s['notes'].startswith(name + ':') else f'{name}: ' + s['notes']}"
+                for name, s in part["strategies"].items() if s["notes"]] + [""]
     return "\n".join(out)
 
 
