@@ -60,10 +60,10 @@ class EwcOptions(LoraOptions):
                                         "(lora 2e-4, full-ft 2e-5).")
     cpu_learning_rate: float | None = Field(None, gt=0, le=1.0, description="Under the CPU step cap; None: the "
                                             "method's default (lora 1e-3, full-ft 1e-4).")
-    ewc_lambda: float = Field(1.5, ge=0, description="Penalty strength (0: the plain method). Measured scale: "
-                              "the sum F (change)^2 of lora's 24-step legal-qa adapter is about 0.7 (1.0e-4 "
-                              "with per-token mean losses, times 82^2, the replay paragraphs' mean squared "
-                              "length in tokens), so 1.5 charges it about 0.5 nats against a task loss near 2.4.")
+    ewc_lambda: float = Field(1.5, ge=0, description="Penalty strength (0: the plain method). Scale: the sum "
+                              "F (change)^2 of lora's 24-step legal-qa adapter measured 1.0e-4 with per-token "
+                              "mean losses; times 82^2 (the replay paragraphs' mean squared length in tokens) "
+                              "that is about 0.7, so 1.5 charges it about 0.5 nats against a task loss near 2.4.")
     fisher_samples: int = Field(16, ge=1, le=10000, description="General-text paragraphs the Fisher is "
                                 "estimated on (drawn seeded from the replay corpus; one backward pass each).")
     fisher_max_tokens: int = Field(256, ge=8, le=32768, description="Tokens per paragraph, at most.")
