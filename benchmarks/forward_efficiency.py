@@ -21,21 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from plan_accuracy import cpu_peak_flops  # the same matmul peak, timed by CPU time
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def matmul_peak(seconds: float = 0.7) -> float:
-    import torch
-
-    n, best = 1024, 0.0
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(5):
-        c0, runs = time.process_time(), 0
-        while time.process_time() - c0 < seconds:
-            a @ b
-            runs += 1
-        best = max(best, 2 * n**3 * runs / (time.process_time() - c0))
-    return best
 
 
 def measure(model: str, batch: int, tokens: int, peak: float, repeats: int = 3) -> list[dict[str, Any]]:
@@ -86,7 +74,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    peak = matmul_peak()
+    peak = cpu_peak_flops()  # one thread: the single thread's matmul peak
     rows = [r for m in args.models.split(",") for r in measure(m, args.batch, args.tokens, peak)]
     res = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {platform.system()}",
            "peak_gflops": peak / 1e9, "batch": args.batch, "tokens": args.tokens, "rows": rows}

@@ -119,8 +119,8 @@ def test_evaluation_flops_pay_the_output_head_only_where_logits_are_computed(tin
     the head at every token (harness/run/work.py)."""
     from harness.core.measure import Measured
     from harness.core.records import AdaptReport, Prediction
-    from harness.model.throughput import matmul_params
-    from harness.run.work import cell_work, head_params
+    from harness.model.throughput import head_params, matmul_params
+    from harness.run.work import cell_work
 
     model = tiny_runtime.model
     n, h = matmul_params(model), head_params(model)

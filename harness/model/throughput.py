@@ -59,3 +59,9 @@ def matmul_params(model: Any) -> int:
     head = model.get_output_embeddings()
     tied = head is not None and head.weight.data_ptr() == embed.data_ptr()
     return int(total - embed.numel() + (embed.numel() if tied else 0))
+
+
+def head_params(model: Any) -> int:
+    """The output head's parameters (vocabulary x hidden; 0 for a model without one)."""
+    head = model.get_output_embeddings()
+    return int(head.weight.numel()) if head is not None else 0

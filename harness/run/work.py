@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.core.measure import Measured
 from harness.core.records import AdaptReport, Prediction
-from harness.model.throughput import flops_per_second, matmul_params
+from harness.model.throughput import flops_per_second, head_params, matmul_params
 
 
 def cell_work(base_model: Any, adapt: AdaptReport, queries: Sequence[Prediction], adapt_m: Measured,
@@ -36,9 +36,3 @@ def cell_work(base_model: Any, adapt: AdaptReport, queries: Sequence[Prediction]
         "eval_flops": float(2 * (n - head) * eval_tokens + 2 * head * logits_at),
         "flops_per_s": flops_per_second(device),
     }
-
-
-def head_params(model: Any) -> int:
-    """The output head's parameters (vocabulary x hidden; 0 for a model without one)."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    return int(head.weight.numel()) if head is not None else 0
