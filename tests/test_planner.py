@@ -4,6 +4,8 @@ compare that skips a cell predicted not to fit before it trains."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness.model.plan import (
@@ -125,6 +127,26 @@ def test_the_kept_positions_follow_how_each_kind_is_scored():
     assert head(task(True, False, (0, 0))) == 2  # generation: each prompt's last position
     assert head(task(False, False, (7, 9))) == 2 + 16  # choices: the last context token and every choice token
     assert head(task(False, True, (0, 0))) == 150  # a scored text: every position
+
+
+def test_a_hybrid_trained_on_its_context_plans_the_longer_rows():
+    """rag+lora trains on retrieved passages in front of each question (harness.strategy.compose): its
+    planned training rows grow by the context a retrieving task's prompts get, under a longer limit."""
+    from harness.model.plan.workload import WORDS_TO_TOKENS, SuiteTokens, TaskTokens, training
+
+    qa = TaskTokens(trains=True, generates=True, scores_text=False, max_new=16, train_rows=(40, 60), dev_rows=(50,),
+                    test_users=(30,), test_choices=(0,), shot_tokens=0.0, max_answer=4, test_chars=0)
+    tokens = SuiteTokens((("short-answer", qa),), 0, 0)
+    hybrid = {"context": {"k": 2, "chunk_size": 100}, "weights": {}}
+    plain = training(tokens, {}, "cpu")
+    grown = training(tokens, {}, "cpu", context=("rag+lora", hybrid))
+    passages = 2 * 100 * WORDS_TO_TOKENS  # k chunks of chunk_size words
+    assert plain["train_seq"] == 60 and grown["train_seq"] == 60 + int(passages)
+    assert grown["dev_tokens"] == 50 + int(passages)
+    long = SuiteTokens((("short-answer", replace(qa, train_rows=(900,))),), 0, 0)
+    assert training(long, {}, "cpu")["train_seq"] == 384  # zero-shot rows: the default limit
+    assert training(long, {}, "cpu", context=("rag+lora", hybrid))["train_seq"] == 1024  # room for passages
+    assert training(long, {"max_seq_len": 512}, "cpu", context=("rag+lora", hybrid))["train_seq"] == 512  # given
 
 
 def test_a_strategy_whose_learning_rate_defaults_to_its_methods_is_planned():

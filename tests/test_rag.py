@@ -233,3 +233,30 @@ def test_compare_on_a_contractnli_file_reports_evidence_recall(cnli_run):
     html = (cnli_run / "report.html").read_text()
     assert f"contractnli: evidence_recall@3 {metrics['evidence_recall@3']:.3f}" in html
     assert "evidence_recall@3" in (cnli_run / "charts" / "retrieval.svg").read_text()
+
+
+def test_hybrid_trains_its_weights_on_the_context_prompts(ctx, mini_suite, monkeypatch):
+    """rag+lora trains on the prompts its evaluation shows (retrieved passages in front of the question),
+    with room for them in every row; train_on_context=False trains on zero-shot prompts as before."""
+    import harness.strategy.training as training
+
+    seen: list[list[tuple[str, str]]] = []
+    real = training.tokenize_pairs
+    monkeypatch.setattr(training, "tokenize_pairs", lambda rt, pairs, n: seen.append(pairs) or real(rt, pairs, n))
+    cls = Registry.discover().get("rag+lora")
+    budget = {"max_steps": 1, "cpu_max_steps": 1, "eval_every": 1}
+    hybrid = cls(cls.Options.model_validate({"context": {"k": 1, "retriever": "dense"}, "weights": budget}))
+    assert hybrid.weights.options.max_seq_len == 1024  # not given: room for the passages
+    hybrid.adapt(ctx, mini_suite)
+    train, dev = seen[0], seen[1]
+    qa_rows = [p for p, _ in train if "Context passages" in p]
+    assert len(qa_rows) == len(mini_suite.task("qa").train) and any("Context passages" in p for p, _ in dev)
+    seen.clear()
+    plain = cls(cls.Options.model_validate({"context": {"k": 1}, "weights": {**budget, "max_seq_len": 256},
+                                            "train_on_context": False}))
+    assert plain.weights.options.max_seq_len == 256  # given: kept
+    plain.adapt(ctx, mini_suite)
+    assert seen and not any("Context passages" in p for p, _ in seen[0])
+    assert training.sft_pairs(ctx.load_base(), mini_suite, "train", "sys") == [  # outside the block: zero-shot
+        (ctx.load_base().render(training.zero_shot_prompt(t, ex, "sys")), training.answer_text(t, ex))
+        for t in mini_suite.tasks if t.spec.trains for ex in t.train]

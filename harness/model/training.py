@@ -29,6 +29,11 @@ Rows = list[dict[str, list[int]]]
 """Token rows: {"input_ids": [...], "labels": [...]} (labels -100 where no loss is taken)."""
 
 
+CONTEXT_SEQ_LEN = 1024
+"""The training rows' length limit of a hybrid whose weights train on its context prompts (retrieved
+passages, shown examples make rows several times a zero-shot row's), unless max_seq_len is given."""
+
+
 class LoopOptions(StrategyOptions):
     """The training loop's budget and optimizer (harness.strategy.training.TrainOptions adds the data
     and process options every weight strategy shares)."""

@@ -10,16 +10,18 @@ the budget rules and the loop are the same for all, so comparisons are fair.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from harness.core.errors import Unsupported
-from harness.core.records import Example
+from harness.core.records import Example, Prompt
 from harness.data.prompts import DEFAULT_SYSTEM, answer_text, zero_shot_prompt
-from harness.data.suites import Suite
+from harness.data.suites import Suite, Task
 from harness.model.runtime import ModelRuntime
 from harness.model.training import LoopOptions, LossPenalty, TrainResult, fit_rows, in_worker
 from harness.strategy.distributed import Launch, train_in_processes
@@ -54,15 +56,34 @@ class TrainOptions(LoopOptions):
         return max(n for n in range(1, max(1, devices) + 1) if self.batch_size % n == 0)
 
 
+PromptBuilder = Callable[[Task, Sequence[Example]], list[Prompt]]
+"""Builds the prompts of a task's examples (a context strategy's `prompts`, bound to its run)."""
+_train_prompts: ContextVar[PromptBuilder | None] = ContextVar("harness_train_prompts", default=None)
+
+
+@contextmanager
+def training_prompts(build: PromptBuilder) -> Iterator[None]:
+    """Train and validate on the prompts `build` makes instead of zero-shot ones, inside the block: a
+    hybrid trains its weights on its context strategy's prompts (retrieved passages, shown examples),
+    the prompts its evaluation will show them (harness.strategy.compose)."""
+    token = _train_prompts.set(build)
+    try:
+        yield
+    finally:
+        _train_prompts.reset(token)
+
+
 def sft_pairs(rt: ModelRuntime, suite: Suite, split: Literal["train", "dev"], system: str) -> list[tuple[str, str]]:
-    """(prompt text, response text) for every example of `split`, rendered as evaluation renders it."""
+    """(prompt text, response text) for every example of `split`, rendered as evaluation renders it:
+    zero-shot prompts with `system`, or inside `training_prompts` the prompts it builds."""
+    build = _train_prompts.get()
     out = []
     for task in suite.tasks:
         if not task.spec.trains:
             continue
         examples: Sequence[Example] = task.train if split == "train" else task.dev
-        for ex in examples:
-            out.append((rt.render(zero_shot_prompt(task, ex, system)), answer_text(task, ex)))
+        prompts = build(task, examples) if build else [zero_shot_prompt(task, ex, system) for ex in examples]
+        out += [(rt.render(p), answer_text(task, ex)) for p, ex in zip(prompts, examples, strict=True)]
     return out
 
 

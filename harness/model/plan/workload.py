@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.model.plan.footprint import Shapes
 from harness.model.plan.timing import Workload
-from harness.model.training import LoopOptions, step_budget
+from harness.model.training import CONTEXT_SEQ_LEN, LoopOptions, step_budget
 
 CHARS_PER_TOKEN = 4.0
 """Without a tokenizer (legal-qa measured 3.7 for SmolLM2, 4.2 for Gemma 3)."""
@@ -127,17 +127,27 @@ def padded(lengths: Sequence[int], batch: int, cap: int) -> tuple[float, int]:
 
 
 def training(tokens: SuiteTokens, options: dict[str, Any], device: str, system: int = 0,
-             virtual: int = 0) -> dict[str, Any]:
-    """The training part of a Workload and the training shapes (steps, rows, widths, dev, checkpoints)."""
+             virtual: int = 0, context: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The training part of a Workload and the training shapes (steps, rows, widths, dev, checkpoints).
+    `context`: (hybrid name, its options) when its weights train on its context prompts
+    (harness.strategy.compose): each row grows by the context the task's prompts get, and a max_seq_len
+    not given is at least CONTEXT_SEQ_LEN."""
     o = loop_options(options)
-    rows = [n + system for n in tokens.train_rows]
+    if context is not None and "max_seq_len" not in options:
+        o = o.model_copy(update={"max_seq_len": max(o.max_seq_len, CONTEXT_SEQ_LEN)})
+
+    def grown(rows: str) -> list[int]:
+        return [n + system + int(extra_prompt(*context, kind, t) if context else 0)
+                for kind, t in tokens.tasks for n in getattr(t, rows)]
+
+    rows = grown("train_rows")
     if not rows:
         return {}
     steps = step_budget(o, device, len(rows))
     if steps < 0:
         steps = math.ceil(o.epochs * max(1, math.ceil(len(rows) / (o.batch_size * o.grad_accum))))
     width, longest = padded(rows, o.batch_size, o.max_seq_len)
-    dev = [n + system for n in tokens.dev_rows]
+    dev = grown("dev_rows")
     evaluations = steps // o.eval_every if dev else 0
     return {"steps": steps, "rows_per_step": o.batch_size * o.grad_accum, "train_tokens_per_row": width + virtual,
             "dev_evaluations": evaluations, "dev_tokens": float(sum(min(n, o.max_seq_len) for n in dev)),
@@ -201,7 +211,9 @@ def embedding(tokens: SuiteTokens, strategy: str, options: dict[str, Any] | None
 def workload(tokens: SuiteTokens, strategy: str, options: dict[str, Any], device: str, eval_batch: int,
              trains: bool, system: int = 0, virtual: int = 0) -> tuple[Workload, Shapes]:
     """The planned work and the memory shapes of one cell (`system`: its system prompt's tokens)."""
-    train = training(tokens, dict(options.get("weights", options)), device, system, virtual) if trains else {}
+    on_context = "+" in strategy and options.get("train_on_context", True)
+    train = (training(tokens, dict(options.get("weights", options)), device, system, virtual,
+                      (strategy, options) if on_context else None) if trains else {})
     ev = evaluation(tokens, strategy, options, eval_batch, system, virtual, trains)
     shape_keys = ("train_batch", "train_seq", "eval_batch", "eval_seq", "eval_all_logits")
     both = {**train, **ev}

@@ -1,0 +1,125 @@
+"""When does full fine-tuning peak on a CPU, and which terms are live then? One process per model, the
+harness's own training loop (harness.model.training.fit_rows, a deep copy of the loaded base as the
+full-ft strategy trains it), synthetic rows at the batch and length the plan uses for legal-qa.
+
+    python benchmarks/memory_timeline.py --model gemma-3-270m --seq 131
+    python benchmarks/memory_timeline.py --model smollm2-135m-instruct --seq 129
+
+Hooks record the process RSS at points of every step: before the forward, when the logits' gradient
+exists (the top of the cross-entropy backward: fp32 logits, saved log-softmax, gradients), when the
+backward reaches the lowest layer and after the optimizer step; with the number of
+parameters holding a gradient at each point. A 2 ms sampler records the peak. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def rss() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 1e9
+
+
+def grads_gb(model: Any) -> float:
+    return sum(p.grad.numel() * p.grad.element_size() for p in model.parameters() if p.grad is not None) / 1e9
+
+
+@contextmanager
+def _optimizer_marks(mark: Any) -> Iterator[None]:
+    """Mark before and after every optimizer step (torch's optimizer step hooks, on every optimizer)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    handles = [register_optimizer_step_pre_hook(lambda *_: mark("optimizer step begins")),
+               register_optimizer_step_post_hook(lambda *_: mark("optimizer step ends"))]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def probe(model_ref: str, batch: int, seq: int, steps: int) -> dict[str, Any]:
+    import torch
+
+    from harness.model.load import load_runtime
+    from harness.model.spec import resolve_model
+    from harness.model.training import LoopOptions, fit_rows, on_train_step
+
+    torch.manual_seed(0)
+    base = load_runtime(resolve_model(model_ref), device="cpu")
+    import copy
+
+    model = copy.deepcopy(base.model)
+    model.train()
+    events: list[dict[str, Any]] = []
+    step = [0]
+
+    peak = [rss(), rss()]  # overall, since the last mark
+
+    def mark(name: str) -> None:
+        now = rss()
+        events.append({"step": step[0], "at": name, "rss_gb": round(now, 3),
+                       "peak_before_gb": round(max(peak[1], now), 3),
+                       "grads_gb": round(grads_gb(model), 3)})
+        peak[1] = now
+
+    def on_head(_module: Any, _inputs: Any, output: Any) -> None:
+        if output.requires_grad:
+            output.register_hook(lambda g: mark("logits grad"))
+
+    def on_first_layer(_module: Any, _inputs: Any, output: Any) -> None:
+        out = output[0] if isinstance(output, tuple) else output
+        if out.requires_grad:
+            out.register_hook(lambda g: mark("lowest layer grad"))
+
+    def before_forward(_module: Any, _args: Any) -> None:
+        step[0] += 1
+        mark("before forward")
+
+    model.get_output_embeddings().register_forward_hook(on_head)
+    model.model.layers[0].register_forward_hook(on_first_layer)
+    model.register_forward_pre_hook(before_forward)
+    vocab = model.config.get_text_config().vocab_size
+    rows = [{"input_ids": ids, "labels": ids} for ids in torch.randint(10, vocab - 10, (batch * steps, seq)).tolist()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.002):
+            now = rss()
+            peak[0], peak[1] = max(peak[0], now), max(peak[1], now)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    opts = LoopOptions(max_steps=steps, cpu_max_steps=steps, batch_size=batch, learning_rate=1e-5,
+                       eval_every=1000)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out, on_train_step(lambda *_: mark("after optimizer step")), \
+            _optimizer_marks(mark):
+        fit_rows(model, base.tokenizer.pad_token_id or 0, rows, [], opts, Path(out), 0, "cpu")
+    stop.set()
+    return {"model": model_ref, "batch": batch, "seq": seq, "steps": steps, "peak_rss_gb": round(peak[0], 3),
+            "wall_s": round(time.perf_counter() - t0, 1), "events": events}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args()
+    print(json.dumps(probe(args.model, args.batch, args.seq, args.steps)))
+
+
+if __name__ == "__main__":
+    main()
