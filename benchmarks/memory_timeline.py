@@ -8,7 +8,9 @@ full-ft strategy trains it), synthetic rows at the batch and length the plan use
 Hooks record the process RSS at points of every step: before the forward, when the logits' gradient
 exists (the top of the cross-entropy backward: fp32 logits, saved log-softmax, gradients), when the
 backward reaches the lowest layer and after the optimizer step; with the number of
-parameters holding a gradient at each point. A 2 ms sampler records the peak. Prints one JSON line.
+parameters holding a gradient at each point. A 2 ms sampler records the peak overall and since the last
+point. Prints one JSON line and merges it, keyed by model, into <out>/memory_timeline.json, beside what
+`harness plan` predicts for full-ft on legal-qa (its peak is planned at this batch and length).
 """
 
 from __future__ import annotations
@@ -100,8 +102,8 @@ def probe(model_ref: str, batch: int, seq: int, steps: int) -> dict[str, Any]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    opts = LoopOptions(max_steps=steps, cpu_max_steps=steps, batch_size=batch, learning_rate=1e-5,
-                       eval_every=1000)
+    opts = LoopOptions.model_validate({"max_steps": steps, "cpu_max_steps": steps, "batch_size": batch,
+                                       "learning_rate": 1e-5, "eval_every": 1000})
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out, on_train_step(lambda *_: mark("after optimizer step")), \
             _optimizer_marks(mark):
@@ -115,10 +117,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--seq", type=int, default=0, help="row length (default: the plan's, from its logits term)")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    print(json.dumps(probe(args.model, args.batch, args.seq, args.steps)))
+    plan = planned(args.model)
+    seq = args.seq or round(plan.pop("logits_bytes") / (args.batch * plan["vocab"] * 12))  # b x s x V x 12 bytes
+    result = probe(args.model, args.batch, seq, args.steps)
+    result["command"] = f"python benchmarks/memory_timeline.py --model {args.model} --steps {args.steps}"
+    result["plan"] = plan
+    print(json.dumps(result))
+    path = args.out / "memory_timeline.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results[args.model] = result
+    path.write_text(json.dumps(results, indent=1) + "\n")
+
+
+def planned(model: str) -> dict[str, Any]:
+    """`harness plan`'s full-ft cell for legal-qa on `model`: its peak and the peak's terms in GB (no
+    embedder: this process never loads one)."""
+    from harness.api import plan
+
+    [cell] = plan({"suite": "legal-qa", "model": model, "strategies": ["full-ft"]})
+    from harness.model.plan.shape import config_of, shape_of
+    from harness.model.spec import resolve_model
+
+    return {"peak_gb": round(cell.memory.peak / 1e9, 3), "phase": cell.memory.phase,
+            "logits_bytes": cell.memory.train["logits"], "vocab": shape_of(config_of(resolve_model(model))).vocab,
+            "terms_gb": {k: round(v / 1e9, 3) for k, v in cell.memory.terms.items()}}
 
 
 if __name__ == "__main__":
