@@ -4,6 +4,7 @@ analysis (items and seeds drawn), and the five-strategy compare timed.
     python benchmarks/preference.py                          # lora, dpo, grpo: 24 optimizer steps each
     python benchmarks/preference.py --steps 12 --limit 20    # a smaller budget, 20 test items per task
     python benchmarks/preference.py --time-all --limit 10    # lora,dpo,grpo,rlhf,rlaif: the compare's wall time
+    python benchmarks/preference.py --resummarize            # the committed runs' analysis again (times kept)
 
 Every strategy gets the same options `max_steps = cpu_max_steps = --steps` (dpo spends them on its SFT and
 DPO phases, half each; grpo on RL steps of 2 prompts x 4 completions; rlhf on its reward model and RLOO;
@@ -85,7 +86,9 @@ def summarize(run: Any) -> dict[str, Any]:
             "extras": {k: rec.adapt.extras[k] for k in EXTRAS if k in rec.adapt.extras}, "notes": rec.adapt.notes}
     ok = [s.strategy for s in analysis.summaries if s.status == "ok"]
     pairs = [comparison_text(analysis.compare(a, b)) for i, a in enumerate(ok) for b in ok[i + 1:]]
-    return {"strategies": strategies, "pairs": pairs, "task_metrics": analysis.task_metrics}
+    caps = {r.options.get("max_steps") for r in run.records}
+    steps = caps.pop() if len(caps) == 1 and None not in caps and -1 not in caps else "defaults"
+    return {"strategies": strategies, "pairs": pairs, "task_metrics": analysis.task_metrics, "steps": steps}
 
 
 def table(part: dict[str, Any]) -> list[str]:
@@ -128,13 +131,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="test items per task (default: all)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/harness-preference-bench"))
     parser.add_argument("--time-all", action="store_true", help="time the five-strategy command line instead")
+    parser.add_argument("--resummarize", action="store_true", help="recompute the committed parts' intervals and "
+                        "tests from their run folders (after a change to the statistics; times are kept)")
     args = parser.parse_args()
+    if args.resummarize:
+        return resummarize()
     load0 = os.getloadavg()[0]
     if args.time_all:
         run, wall, command = run_cli(args.steps, args.limit, args.out / "time-all")
     else:
         run, wall, command = run_compare(COMPARED, args.steps or 24, args.limit, args.out / "compared")
-    part = {"strategies_run": list(ALL if args.time_all else COMPARED), "steps": args.steps or "defaults",
+    part = {"strategies_run": list(ALL if args.time_all else COMPARED),
             "limit": args.limit, "wall_s": wall, "load": [load0, os.getloadavg()[0]], "run": str(run.folder),
             "command": command, **summarize(run)}
     path = RESULTS / "preference.json"
@@ -144,6 +151,18 @@ def main() -> None:
     path.write_text(json.dumps(results, indent=1) + "\n")
     (RESULTS / "preference.md").write_text(markdown(results))
     print(markdown(results))
+
+
+def resummarize() -> None:
+    """Each committed part's summary again from its run folder: same records, today's analysis."""
+    import harness
+
+    path = RESULTS / "preference.json"
+    results = json.loads(path.read_text())
+    for part in results.values():
+        part.update(summarize(harness.load_run(Path(part["run"]))))
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    (RESULTS / "preference.md").write_text(markdown(results))
 
 
 if __name__ == "__main__":

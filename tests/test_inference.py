@@ -62,3 +62,20 @@ def test_seed_variance_widens_the_interval():
 def test_holm_adjusts_in_order():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5]) == [0.5]
+
+
+def test_the_p_value_and_the_interval_tell_the_same_story():
+    """The p-value comes from the replicates the 95% interval comes from: over many random paired samples the
+    interval excludes 0 exactly when p < 0.05 (up to a boundary replicate), and a pair is never called
+    significantly different with p >= 0.05 (a centered bootstrap p beside a percentile interval did that)."""
+    rng = np.random.default_rng(1)
+    agree = 0
+    for trial in range(200):
+        n = int(rng.integers(20, 120))
+        a = (rng.uniform(size=(1, n)) < rng.uniform(0.1, 0.9)).astype(float)
+        b = np.where(rng.uniform(size=(1, n)) < rng.uniform(0.05, 0.4), 1 - a, a)
+        c = compare("a", _scores(a), "b", _scores(b), margin=0.02, seed=trial)
+        excludes = c.low > 0 or c.high < 0
+        agree += excludes == (c.p_value < 0.05)
+        assert c.verdict != "different" or (c.p_value < 0.05 and excludes)
+    assert agree >= 197
