@@ -131,6 +131,27 @@ def main() -> None:
     results = json.loads(path.read_text()) if path.is_file() else {}
     results[args.model] = result
     path.write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "memory_timeline.md").write_text(markdown(results))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """Per model: the planned and measured peak, and the RSS at each point of the last step."""
+    out = ["# Full fine-tuning's memory through a training step (CPU, RSS)", "",
+           "Written by `benchmarks/memory_timeline.py`; the harness's training loop on synthetic rows at the batch "
+           "and length `harness plan` uses for full-ft on legal-qa. RSS in GB; \"peak since the previous point\" "
+           "from a 2 ms sampler; gradients: the bytes of parameters holding a gradient at that point.", ""]
+    for model, r in results.items():
+        plan = r["plan"]
+        terms = ", ".join(f"{k} {v:.2f}" for k, v in sorted(plan["terms_gb"].items(), key=lambda kv: -kv[1]) if v)
+        out += [f"## {model}: batch {r['batch']} x {r['seq']} tokens, {r['steps']} steps", "",
+                f"Command: `{r['command']}`", "",
+                f"Measured peak {r['peak_rss_gb']:.2f} GB; planned {plan['peak_gb']:.2f} GB "
+                f"({100 * (plan['peak_gb'] / r['peak_rss_gb'] - 1):+.1f}%): {terms}.", "",
+                "| step | point | RSS | peak since the previous point | gradients |", "|---|---|---|---|---|"]
+        out += [f"| {e['step']} | {e['at']} | {e['rss_gb']:.2f} | {e['peak_before_gb']:.2f} | {e['grads_gb']:.2f} |"
+                for e in r["events"]]
+        out.append("")
+    return "\n".join(out)
 
 
 def planned(model: str) -> dict[str, Any]:

@@ -55,6 +55,15 @@ kv = kv heads x head dim, V vocabulary, e bytes per saved activation: 4 in fp32,
   mapped on its own and returned to the system when freed (measured on Gemma-3-270M, whose logits are
   3.1 GB of a LoRA step: counting them here put the plan 1.3 GB above the measured peak).
 
+The terms are not all live at one instant, and the sum is what was validated. benchmarks/memory_timeline.py
+follows full fine-tuning through its steps at the planned shape: the RSS peaks between the forward and the
+logits' gradient, when no parameter holds a gradient yet (zero_grad sets them to None) but the cross-entropy
+backward holds about two logits-sized buffers more than are left when the logits' gradient exists; the
+plan's sum is 2.6% (SmolLM2-135M) and 6.4% (Gemma-3-270M) above the measured peak. It is the worst step's
+peak: the first step has no optimizer states yet (Gemma: 7.9 GB against 10.3 GB from step 2 on), and the
+trainer's length-grouped sampler runs the longest batch first, so a training shorter than an epoch may
+never reach the planned peak.
+
 The constants were calibrated on the development machine (benchmarks/plan_accuracy.py measures the
 result on both real models).
 """
