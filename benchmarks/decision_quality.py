@@ -91,7 +91,11 @@ def run_scenario(s: Scenario, seed: int, runs: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     run = harness.compare({"suite": str(ROOT / "suites" / "scenarios" / s.name), "strategies": list(s.strategies),
                            "seeds": [seed], "options": s.options, "out": str(runs)})
-    wall = time.perf_counter() - t0
+    return decided(s, run, time.perf_counter() - t0)
+
+
+def decided(s: Scenario, run: harness.Run, wall: float) -> dict[str, Any]:
+    """The scenario's row: the decision on `run` under the scenario's constraints, and its verdict."""
     constraints = resolve_constraints(s, run)
     decision = harness.recommend(run, constraints)
     families = {r.strategy: r.family for r in with_arms(list(run.records))}
@@ -127,8 +131,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", type=Path, default=ROOT / ".runs" / "decision_quality")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--redecide", action="store_true", help="decide the committed rows' runs again (after a change "
+                    "to the decision or the statistics; wall times kept)")
     args = ap.parse_args()
     wanted = args.scenarios.split(",")
+    if args.redecide:
+        return redecide(args.out / "decision_quality.json", wanted)
     rows = []
     for s in (s for s in SCENARIOS if s.name in wanted):
         rows.append(run_scenario(s, args.seed, args.runs))
@@ -140,6 +148,17 @@ def main() -> None:
     (args.out / "decision_quality.json").write_text(json.dumps({"config": config, "scenarios": rows}, indent=1))
     (args.out / "decision_quality.md").write_text(markdown(rows, config))
     print(markdown(rows, config))
+
+
+def redecide(path: Path, wanted: list[str]) -> None:
+    """The committed rows of `wanted` scenarios decided again from their run folders (wall times kept)."""
+    results = json.loads(path.read_text())
+    by_name = {s.name: s for s in SCENARIOS}
+    rows = [{**r, **decided(by_name[r["scenario"]], harness.load_run(Path(r["run"])), r["wall_s"])}
+            if r["scenario"] in wanted else r for r in results["scenarios"]]
+    path.write_text(json.dumps({**results, "scenarios": rows}, indent=1))
+    path.with_suffix(".md").write_text(markdown(rows, results["config"]))
+    print(markdown(rows, results["config"]))
 
 
 Rows = list[dict[str, Any]]
