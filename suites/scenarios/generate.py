@@ -917,15 +917,17 @@ entity as fresh-facts but other entities (every name is unique across the scenar
   `Tavrosk`, exact match 0.
 - few-shot and the weight strategies learn the format from train items (`PLC: ...`), but the value
   is in a document they never saw: exact match about 0.
-- `rag+lora` trains the format into the weights, then retrieves the document at answer time: both
-  halves of the answer. It should be the only family far from 0.
+- `rag+lora` trains the format into the weights on retrieval-augmented prompts (the passages its
+  evaluation shows, in front of each train question), then retrieves the document at answer time: both
+  halves of the answer. It should be the only family far from 0. What each arm scored:
+  `benchmarks/results/decision_quality.md`.
 - Measured while building the suite (seed 0 data, the default model, no training): {info['measured']}
 
 ## What would make the expectation wrong
 
-- The weights are trained on prompts without passages (the training loop uses zero-shot prompts),
-  then used with retrieved passages in front: if training makes the model answer from memory and
-  ignore the passages, the hybrid falls to the weight strategies' near-zero score.
+- A hybrid whose weights train on zero-shot prompts and then meet retrieved passages: that is what
+  `train_on_context = false` does, and the first run of this scenario (before hybrids trained on
+  their context) scored 0 that way: the model copied the passages' ids instead of answering.
 - Retrieval or reading misses (see fresh-facts) lower the hybrid's score; with 72 test items, the
   hybrid needs at least about 6 exact matches more than the runner-up to be significant.
 - If rag alone picks up the format from the instruction (it does not name the codes), the gap
