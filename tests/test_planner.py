@@ -133,6 +133,7 @@ def test_a_hybrid_trained_on_its_context_plans_the_longer_rows():
     """rag+lora trains on retrieved passages in front of each question (harness.strategy.compose): its
     planned training rows grow by the context a retrieving task's prompts get, under a longer limit."""
     from harness.model.plan.workload import WORDS_TO_TOKENS, SuiteTokens, TaskTokens, training
+    from harness.strategy.registry import Registry
 
     qa = TaskTokens(trains=True, generates=True, scores_text=False, max_new=16, train_rows=(40, 60), dev_rows=(50,),
                     test_users=(30,), test_choices=(0,), shot_tokens=0.0, max_answer=4, test_chars=0)
@@ -145,8 +146,15 @@ def test_a_hybrid_trained_on_its_context_plans_the_longer_rows():
     assert grown["dev_tokens"] == 50 + int(passages)
     long = SuiteTokens((("short-answer", replace(qa, train_rows=(900,))),), 0, 0)
     assert training(long, {}, "cpu")["train_seq"] == 384  # zero-shot rows: the default limit
-    assert training(long, {}, "cpu", context=("rag+lora", hybrid))["train_seq"] == 1024  # room for passages
-    assert training(long, {"max_seq_len": 512}, "cpu", context=("rag+lora", hybrid))["train_seq"] == 512  # given
+    cls = Registry.discover().get("rag+lora")
+
+    def planned(raw: dict) -> dict:  # the options as the planner gets them: validated and dumped
+        return cls.Options.model_validate(raw).model_dump(mode="json")
+
+    room = planned({"context": {"k": 2, "chunk_size": 100}})
+    assert training(long, room["weights"], "cpu", context=("rag+lora", room))["train_seq"] == 1024  # passages fit
+    given = planned({"context": {"k": 2, "chunk_size": 100}, "weights": {"max_seq_len": 512}})
+    assert training(long, given["weights"], "cpu", context=("rag+lora", given))["train_seq"] == 512  # given
 
 
 def test_a_strategy_whose_learning_rate_defaults_to_its_methods_is_planned():

@@ -247,6 +247,8 @@ def test_hybrid_trains_its_weights_on_the_context_prompts(ctx, mini_suite, monke
     budget = {"max_steps": 1, "cpu_max_steps": 1, "eval_every": 1}
     hybrid = cls(cls.Options.model_validate({"context": {"k": 1, "retriever": "dense"}, "weights": budget}))
     assert hybrid.weights.options.max_seq_len == 1024  # not given: room for the passages
+    dumped = cls.Options.model_validate({"context": {"k": 1}, "weights": budget}).model_dump(mode="json")
+    assert cls.Options.model_validate(dumped).weights.max_seq_len == 1024  # as the runner re-validates a cell's
     hybrid.adapt(ctx, mini_suite)
     train, dev = seen[0], seen[1]
     qa_rows = [p for p, _ in train if "Context passages" in p]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, model_validator
 
 from harness.core.errors import HarnessError
 from harness.core.records import AdaptReport, Example, Prompt
@@ -37,12 +37,28 @@ def merge_reports(weights: AdaptReport, context: AdaptReport) -> AdaptReport:
     )
 
 
-def context_rows(options: Any) -> Any:
-    """The weights side's options for training on context prompts: a max_seq_len not given explicitly
-    becomes at least CONTEXT_SEQ_LEN (a zero-shot default would cut the passages off every row)."""
-    if "max_seq_len" not in type(options).model_fields or "max_seq_len" in options.model_fields_set:
-        return options
-    return options.model_copy(update={"max_seq_len": max(options.max_seq_len, CONTEXT_SEQ_LEN)})
+class HybridOptions(StrategyOptions):
+    """What every hybrid's options share (compose adds its `context` and `weights` sides)."""
+
+    train_on_context: bool = Field(True, description="Train the weights on the context side's prompts of the "
+                                   "train and dev items, as evaluation shows them (False: on zero-shot prompts); the "
+                                   f"rows' limit is then the weights' max_seq_len if given, else {CONTEXT_SEQ_LEN}.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _room_for_context(cls, data: Any) -> Any:
+        """Training on context, a weights side whose max_seq_len is not given gets at least CONTEXT_SEQ_LEN
+        (its zero-shot default would cut the passages off every row). Set here, in the options, so the
+        value survives the runner's dump and re-validation and the plan reads it."""
+        if not isinstance(data, dict) or not data.get("train_on_context", True):
+            return data
+        field = cls.model_fields.get("weights")
+        fields: dict[str, Any] = getattr(field.annotation, "model_fields", {}) if field else {}
+        weights = data.get("weights", {})
+        if not isinstance(weights, dict) or "max_seq_len" in weights or "max_seq_len" not in fields:
+            return data
+        default = fields["max_seq_len"].default
+        return {**data, "weights": {**weights, "max_seq_len": max(default, CONTEXT_SEQ_LEN)}}
 
 
 def compose(context: type[Strategy], weights: type[Strategy]) -> type[Strategy]:
@@ -55,12 +71,9 @@ def compose(context: type[Strategy], weights: type[Strategy]) -> type[Strategy]:
     space = hybrid_space(space_of(context), space_of(weights))
     options: Any = create_model(
         f"{context.__name__}{weights.__name__}Options",
-        __base__=StrategyOptions,
+        __base__=HybridOptions,
         context=(context.Options, Field(default_factory=context.Options, description=f"{context.name} options")),
         weights=(weights.Options, Field(default_factory=weights.Options, description=f"{weights.name} options")),
-        train_on_context=(bool, Field(True, description=f"Train the weights on {context.name}'s prompts of the train "
-                                      "and dev items, as evaluation shows them (False: on zero-shot prompts); the "
-                                      f"rows' limit is then max_seq_len if given, else {CONTEXT_SEQ_LEN} tokens.")),
     )
 
     class Hybrid:
@@ -74,7 +87,7 @@ def compose(context: type[Strategy], weights: type[Strategy]) -> type[Strategy]:
 
         def __init__(self, opts: Any):
             self.context = context(opts.context)
-            self.weights = weights(context_rows(opts.weights) if opts.train_on_context else opts.weights)
+            self.weights = weights(opts.weights)
             self.train_on_context = bool(opts.train_on_context)
 
         def adapt(self, run: RunContext, suite: Suite) -> Adapted:

@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.model.plan.footprint import Shapes
 from harness.model.plan.timing import Workload
-from harness.model.training import CONTEXT_SEQ_LEN, LoopOptions, step_budget
+from harness.model.training import LoopOptions, step_budget
 
 CHARS_PER_TOKEN = 4.0
 """Without a tokenizer (legal-qa measured 3.7 for SmolLM2, 4.2 for Gemma 3)."""
@@ -130,11 +130,9 @@ def training(tokens: SuiteTokens, options: dict[str, Any], device: str, system: 
              virtual: int = 0, context: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The training part of a Workload and the training shapes (steps, rows, widths, dev, checkpoints).
     `context`: (hybrid name, its options) when its weights train on its context prompts
-    (harness.strategy.compose): each row grows by the context the task's prompts get, and a max_seq_len
-    not given is at least CONTEXT_SEQ_LEN."""
+    (harness.strategy.compose): each row grows by the context the task's prompts get (the longer row limit
+    that needs is in the hybrid's validated weights options)."""
     o = loop_options(options)
-    if context is not None and "max_seq_len" not in options:
-        o = o.model_copy(update={"max_seq_len": max(o.max_seq_len, CONTEXT_SEQ_LEN)})
 
     def grown(rows: str) -> list[int]:
         return [n + system + int(extra_prompt(*context, kind, t) if context else 0)
