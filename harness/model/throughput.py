@@ -65,3 +65,11 @@ def head_params(model: Any) -> int:
     """The output head's parameters (vocabulary x hidden; 0 for a model without one)."""
     head = model.get_output_embeddings()
     return int(head.weight.numel()) if head is not None else 0
+
+
+def forward_flops(matmul: int, head: int, tokens: float, logits_at: float) -> float:
+    """Matmul FLOPs of forwards over `tokens` positions that compute logits at `logits_at` of them: 2 x the
+    parameters but the output head at every position, 2 x the head's where logits are computed (a prompt's
+    other positions need none). The planner (harness.model.plan.timing) and the measured work basis
+    (harness.run.work) both count evaluation this way."""
+    return float(2 * (matmul - head) * tokens + 2 * head * logits_at)

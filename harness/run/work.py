@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.core.measure import Measured
 from harness.core.records import AdaptReport, Prediction
-from harness.model.throughput import flops_per_second, head_params, matmul_params
+from harness.model.throughput import flops_per_second, forward_flops, head_params, matmul_params
 
 
 def cell_work(base_model: Any, adapt: AdaptReport, queries: Sequence[Prediction], adapt_m: Measured,
@@ -33,6 +33,6 @@ def cell_work(base_model: Any, adapt: AdaptReport, queries: Sequence[Prediction]
         "adapt_cpu_s": adapt_m.cpu_s, "eval_cpu_s": eval_m.cpu_s, "train_tokens": float(adapt.train_tokens),
         "eval_tokens": float(eval_tokens), "queries": float(len(queries)),
         "adapt_flops": float(train + adapt.extras.get("index_flops", 0.0)),
-        "eval_flops": float(2 * (n - head) * eval_tokens + 2 * head * logits_at),
+        "eval_flops": forward_flops(n, head, eval_tokens, logits_at),
         "flops_per_s": flops_per_second(device),
     }

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from harness.model.plan.footprint import Method
 from harness.model.plan.shape import ModelShape
+from harness.model.throughput import forward_flops
 
 TRAIN_EFFICIENCY = 0.75
 """Training steps (forward, backward, AdamW), share of the measured matmul peak (SmolLM2, batch 8 x 100
@@ -115,7 +116,7 @@ def predict_time(shape: ModelShape, method: Method, work: Workload, flops_per_s:
     if work.embed_tokens:
         adapt += EMBEDDER_LOAD_S
     head = work.prompt_tokens if work.head_tokens is None else work.head_tokens
-    prefill_flops = work.prompt_tokens * 2 * (n - shape.head_params) + head * 2 * shape.head_params
+    prefill_flops = forward_flops(n, shape.head_params, work.prompt_tokens, head)
     step_flops = work.eval_batch * 2 * n
     step_s = shape.params * weight_bytes / DECODE_BYTES_PER_S + step_flops / (f * FORWARD_EFFICIENCY)
     evaluation = prefill_flops / (f * FORWARD_EFFICIENCY) + work.decode_steps * step_s
