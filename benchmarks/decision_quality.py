@@ -144,10 +144,16 @@ def main() -> None:
     config = {"seed": args.seed, "cpus": os.cpu_count(), "load_average_1m_at_end": round(os.getloadavg()[0], 2),
               "harness": harness.__version__}
     rows, config = merged(args.out / "decision_quality.json", rows, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "decision_quality.json").write_text(json.dumps({"config": config, "scenarios": rows}, indent=1))
-    (args.out / "decision_quality.md").write_text(markdown(rows, config))
-    print(markdown(rows, config))
+    write(args.out, {"config": config, "scenarios": rows})
+
+
+def write(out: Path, results: dict[str, Any]) -> None:
+    """decision_quality.json and .md in `out`; the markdown printed too."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "decision_quality.json").write_text(json.dumps(results, indent=1))
+    text = markdown(results["scenarios"], results["config"])
+    (out / "decision_quality.md").write_text(text)
+    print(text)
 
 
 def redecide(path: Path, wanted: list[str]) -> None:
@@ -156,9 +162,7 @@ def redecide(path: Path, wanted: list[str]) -> None:
     by_name = {s.name: s for s in SCENARIOS}
     rows = [{**r, **decided(by_name[r["scenario"]], harness.load_run(Path(r["run"])), r["wall_s"])}
             if r["scenario"] in wanted else r for r in results["scenarios"]]
-    path.write_text(json.dumps({**results, "scenarios": rows}, indent=1))
-    path.with_suffix(".md").write_text(markdown(rows, results["config"]))
-    print(markdown(rows, results["config"]))
+    write(path.parent, {**results, "scenarios": rows})
 
 
 Rows = list[dict[str, Any]]

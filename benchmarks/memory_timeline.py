@@ -16,6 +16,7 @@ point. Prints one JSON line and merges it, keyed by model, into <out>/memory_tim
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import tempfile
 import threading
@@ -59,8 +60,6 @@ def probe(model_ref: str, batch: int, seq: int, steps: int) -> dict[str, Any]:
 
     torch.manual_seed(0)
     base = load_runtime(resolve_model(model_ref), device="cpu")
-    import copy
-
     model = copy.deepcopy(base.model)
     model.train()
     events: list[dict[str, Any]] = []

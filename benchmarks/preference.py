@@ -147,10 +147,15 @@ def main() -> None:
     path = RESULTS / "preference.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
     results["time_all" if args.time_all else "compared"] = part
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    (RESULTS / "preference.md").write_text(markdown(results))
+    write(results)
     print(markdown(results))
+
+
+def write(results: dict[str, Any]) -> None:
+    """preference.json and .md under benchmarks/results."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "preference.json").write_text(json.dumps(results, indent=1) + "\n")
+    (RESULTS / "preference.md").write_text(markdown(results))
 
 
 def resummarize() -> None:
@@ -161,8 +166,7 @@ def resummarize() -> None:
     results = json.loads(path.read_text())
     for part in results.values():
         part.update(summarize(harness.load_run(Path(part["run"]))))
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    (RESULTS / "preference.md").write_text(markdown(results))
+    write(results)
 
 
 if __name__ == "__main__":
