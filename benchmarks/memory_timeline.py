@@ -1,9 +1,11 @@
 """When does full fine-tuning peak on a CPU, and which terms are live then? One process per model, the
 harness's own training loop (harness.model.training.fit_rows, a deep copy of the loaded base as the
-full-ft strategy trains it), synthetic rows at the batch and length the plan uses for legal-qa.
+full-ft strategy trains it), synthetic rows at the batch and length the plan uses for legal-qa, each
+labelled on its last k tokens, k the positions whose logits the plan counts for its worst batch
+(harness.model.loss computes logits there only).
 
-    python benchmarks/memory_timeline.py --model gemma-3-270m --seq 131
-    python benchmarks/memory_timeline.py --model smollm2-135m-instruct --seq 129
+    python benchmarks/memory_timeline.py --model gemma-3-270m
+    python benchmarks/memory_timeline.py --model smollm2-135m-instruct
 
 Hooks record the process RSS at points of every step: before the forward, when the logits' gradient
 exists (the top of the cross-entropy backward: fp32 logits, saved log-softmax, gradients), when the
@@ -51,7 +53,7 @@ def _optimizer_marks(mark: Any) -> Iterator[None]:
             h.remove()
 
 
-def probe(model_ref: str, batch: int, seq: int, steps: int) -> dict[str, Any]:
+def probe(model_ref: str, batch: int, seq: int, steps: int, labelled: int) -> dict[str, Any]:
     import torch
 
     from harness.model.load import load_runtime
@@ -91,7 +93,8 @@ def probe(model_ref: str, batch: int, seq: int, steps: int) -> dict[str, Any]:
     model.model.layers[0].register_forward_hook(on_first_layer)
     model.register_forward_pre_hook(before_forward)
     vocab = model.config.get_text_config().vocab_size
-    rows = [{"input_ids": ids, "labels": ids} for ids in torch.randint(10, vocab - 10, (batch * steps, seq)).tolist()]
+    ids = torch.randint(10, vocab - 10, (batch * steps, seq)).tolist()
+    rows = [{"input_ids": r, "labels": [-100] * (seq - labelled) + r[seq - labelled:]} for r in ids]
     stop = threading.Event()
 
     def sample() -> None:
@@ -108,7 +111,8 @@ def probe(model_ref: str, batch: int, seq: int, steps: int) -> dict[str, Any]:
             _optimizer_marks(mark):
         fit_rows(model, base.tokenizer.pad_token_id or 0, rows, [], opts, Path(out), 0, "cpu")
     stop.set()
-    return {"model": model_ref, "batch": batch, "seq": seq, "steps": steps, "peak_rss_gb": round(peak[0], 3),
+    return {"model": model_ref, "batch": batch, "seq": seq, "labelled": labelled, "steps": steps,
+            "peak_rss_gb": round(peak[0], 3),
             "wall_s": round(time.perf_counter() - t0, 1), "events": events}
 
 
@@ -116,13 +120,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=0, help="row length (default: the plan's, from its logits term)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     plan = planned(args.model)
-    seq = args.seq or round(plan.pop("logits_bytes") / (args.batch * plan["vocab"] * 12))  # b x s x V x 12 bytes
-    result = probe(args.model, args.batch, seq, args.steps)
+    result = probe(args.model, args.batch, plan["seq"], args.steps, plan["labelled"])
     result["command"] = f"python benchmarks/memory_timeline.py --model {args.model} --steps {args.steps}"
     result["plan"] = plan
     print(json.dumps(result))
@@ -137,12 +139,14 @@ def markdown(results: dict[str, Any]) -> str:
     """Per model: the planned and measured peak, and the RSS at each point of the last step."""
     out = ["# Full fine-tuning's memory through a training step (CPU, RSS)", "",
            "Written by `benchmarks/memory_timeline.py`; the harness's training loop on synthetic rows at the batch "
-           "and length `harness plan` uses for full-ft on legal-qa. RSS in GB; \"peak since the previous point\" "
+           "and length `harness plan` uses for full-ft on legal-qa, labelled on as many positions as the plan's worst "
+           "batch computes logits at. RSS in GB; \"peak since the previous point\" "
            "from a 2 ms sampler; gradients: the bytes of parameters holding a gradient at that point.", ""]
     for model, r in results.items():
         plan = r["plan"]
         terms = ", ".join(f"{k} {v:.2f}" for k, v in sorted(plan["terms_gb"].items(), key=lambda kv: -kv[1]) if v)
-        out += [f"## {model}: batch {r['batch']} x {r['seq']} tokens, {r['steps']} steps", "",
+        out += [f"## {model}: batch {r['batch']} x {r['seq']} tokens, the last {r.get('labelled', r['seq'])} "
+                f"labelled, {r['steps']} steps", "",
                 f"Command: `{r['command']}`", "",
                 f"Measured peak {r['peak_rss_gb']:.2f} GB; planned {plan['peak_gb']:.2f} GB "
                 f"({100 * (plan['peak_gb'] / r['peak_rss_gb'] - 1):+.1f}%): {terms}.", "",
@@ -159,11 +163,9 @@ def planned(model: str) -> dict[str, Any]:
     from harness.api import plan
 
     [cell] = plan({"suite": "legal-qa", "model": model, "strategies": ["full-ft"]})
-    from harness.model.plan.shape import config_of, shape_of
-    from harness.model.spec import resolve_model
-
+    assert cell.shapes is not None and cell.shapes.train_logits is not None
     return {"peak_gb": round(cell.memory.peak / 1e9, 3), "phase": cell.memory.phase,
-            "logits_bytes": cell.memory.train["logits"], "vocab": shape_of(config_of(resolve_model(model))).vocab,
+            "seq": cell.shapes.train_seq, "labelled": cell.shapes.train_logits,
             "terms_gb": {k: round(v / 1e9, 3) for k, v in cell.memory.terms.items()}}
 
 

@@ -77,8 +77,11 @@ def chain(first: TrainResult, second: TrainResult | None) -> TrainResult:
         return first
     offset = float(first.steps)
     curve = first.curve + tuple({**r, "step": r["step"] + offset} for r in second.curve)
+    positions = (None if first.logit_positions is None or second.logit_positions is None
+                 else first.logit_positions + second.logit_positions)
     return TrainResult(curve, first.train_tokens + second.train_tokens, second.best_dev_loss,
-                       first.steps + second.steps, first.stopped_early or second.stopped_early)
+                       first.steps + second.steps, first.stopped_early or second.stopped_early,
+                       logit_positions=positions, head_trained=first.head_trained or second.head_trained)
 
 
 class ContinuedPretraining:

@@ -98,8 +98,11 @@ def chain(results: Sequence[TrainResult], o: Any, device: str, rows: Sequence[in
     epochs = sum(r.budget.epochs * n for r, n in zip(results, rows, strict=True) if r.budget) / max(1, sum(rows))
     budget = spent(o, device, planned_steps(o, sum(rows)), steps, early, epochs)
     # no single dev loss: each stage's is on its own task only (tuning on dev loss is refused)
+    counted = [r.logit_positions for r in results]
+    positions = None if None in counted else sum(n for n in counted if n is not None)
     return TrainResult(tuple(curve), sum(r.train_tokens for r in results), None, steps, early,
-                       budget, {"stages": float(len(results))})
+                       budget, {"stages": float(len(results))}, logit_positions=positions,
+                       head_trained=any(r.head_trained for r in results))
 
 
 def trainable_state(model: Any) -> dict[str, Any]:

@@ -271,3 +271,34 @@ def test_every_registered_strategy_can_be_planned(mini_suite_dir, tiny_model_dir
     assert {"lora", "ewc", "dpo", "grpo", "rlhf", "rlaif", "reft", "adapter", "cot", "rehearsal"} <= {
         r.strategy for r in rows}
     assert all(r.memory.peak > 0 and r.time is not None for r in rows)
+
+
+def test_training_logits_are_planned_at_the_labelled_positions_of_each_batch():
+    """Training computes logits only where the loss is taken (harness.model.loss): the union of a batch's
+    answer positions. The plan counts that union per length-sorted batch, for memory and for FLOPs; soft
+    prompts, whose virtual tokens shift every position, keep every one."""
+    from harness.model.plan.workload import SuiteTokens, TaskTokens, batched, training
+    from harness.model.throughput import train_flops
+
+    # rows (length, labelled): a batch of (10, 3) and (12, 2) keeps positions 6-8 and 9-10
+    assert batched([10, 12], [3, 2], 2, 384) == (12.0, 12, 5.0, 5)
+    assert batched([10, 12], [], 2, 384) == (12.0, 12, 11.0, 11)  # no labels: every position but the last
+    assert batched([500], [4], 1, 384) == (384.0, 384, 4.0, 4)  # cut from the left: the answer stays
+    qa = TaskTokens(trains=True, generates=True, scores_text=False, max_new=16, train_rows=(40, 60, 61, 90),
+                    dev_rows=(50,), test_users=(30,), test_choices=(0,), shot_tokens=0.0, max_answer=4, test_chars=0,
+                    train_labels=(5, 5, 6, 7), dev_labels=(6,))
+    tokens = SuiteTokens((("short-answer", qa),), 0, 0)
+    kept = training(tokens, {"batch_size": 2}, "cpu")
+    # batches (40, 60): positions 34-38 and 54-58; (61, 90): 54-59 and 82-88
+    assert kept["train_logits"] == 13 and kept["train_logits_per_row"] == (10 * 2 + 13 * 2) / 4
+    assert training(tokens, {"batch_size": 2}, "cpu", virtual=8)["train_logits"] is None
+    shape = shape_of(smollm2_135m())
+    method = method_for("full-ft", "weights", {}, shape)
+    every = footprint(shape, method, Shapes(train_batch=2, train_seq=90)).train["logits"]
+    few = footprint(shape, method, Shapes(train_batch=2, train_seq=90, train_logits=30)).train["logits"]
+    assert few == every * 30 / 90
+    n, h = shape.matmul_params, shape.head_params
+    assert train_flops(n, h, 0, 100.0) == 100 * 4 * n  # every position: 4N per token
+    assert train_flops(n, h, 0, 100.0, 10.0) == 100 * 4 * (n - h) + 10 * 4 * h
+    assert train_flops(n, h, shape.params, 100.0, 10.0, head_trains=True) == (
+        100 * (4 * (n - h) + 2 * (shape.params - h)) + 10 * 6 * h)

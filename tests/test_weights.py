@@ -4,8 +4,8 @@ artifacts reload to the same model, early stopping keeps the best checkpoint."""
 import pytest
 import torch
 
+from harness.model.loss import PadCollator
 from harness.model.spec import resolve_model
-from harness.model.training import PadCollator
 from harness.strategy.protocol import RunContext
 from harness.strategy.registry import Registry
 from harness.strategy.training import sft_pairs, tokenize_pairs

@@ -73,3 +73,15 @@ def forward_flops(matmul: int, head: int, tokens: float, logits_at: float) -> fl
     other positions need none). The planner (harness.model.plan.timing) and the measured work basis
     (harness.run.work) both count evaluation this way."""
     return float(2 * (matmul - head) * tokens + 2 * head * logits_at)
+
+
+def train_flops(matmul: int, head: int, trainable: int, tokens: float, logits_at: float | None = None,
+                head_trains: bool = False) -> float:
+    """Matmul FLOPs of training steps over `tokens` positions whose logits are computed at `logits_at` of
+    them (None: all): per token 2 x the parameters forward and 2 x backward through the activations, and 2 x
+    the trainable ones for their gradients (4N + 2T); the output head's share (4H, plus 2H when it trains)
+    only where logits are computed (harness.model.loss.KeptLogitsLoss). The planner and the measured work
+    basis both count training this way."""
+    at = tokens if logits_at is None else logits_at
+    trained_head = head if head_trains else 0
+    return float(tokens * (4 * (matmul - head) + 2 * (trainable - trained_head)) + at * (4 * head + 2 * trained_head))

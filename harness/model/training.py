@@ -24,6 +24,7 @@ from pydantic import Field, model_validator
 from harness.core.faults import kill_point
 from harness.core.options import StrategyOptions
 from harness.core.records import TrainingBudget
+from harness.model.loss import KeptLogitsLoss, PadCollator, keeps_logits
 
 Rows = list[dict[str, list[int]]]
 """Token rows: {"input_ids": [...], "labels": [...]} (labels -100 where no loss is taken)."""
@@ -127,22 +128,10 @@ class TrainResult:
     """What the strategy's training function adds to the record's extras (e.g. replay rows)."""
     notes: str = ""
     """A sentence for the record's notes (e.g. where the replay rows came from)."""
-
-
-class PadCollator:
-    """Right-pads a batch (no position-id trouble for any peft method); pads are masked and ignored."""
-
-    def __init__(self, pad_id: int):
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
-        import torch
-
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = [r["input_ids"] + [self.pad_id] * (width - len(r["input_ids"])) for r in rows]
-        labels = [r["labels"] + [-100] * (width - len(r["labels"])) for r in rows]
-        mask = [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows]
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+    logit_positions: int | None = None
+    """Positions whose logits the training steps computed (the output head ran there); None: every token."""
+    head_trained: bool = False
+    """The output head was among the trainable weights."""
 
 
 def _curve(log_history: list[dict[str, Any]]) -> tuple[dict[str, float], ...]:
@@ -280,7 +269,8 @@ def _trainer_class(penalty: LossPenalty | None) -> Any:
                                                  num_items_in_batch=num_items_in_batch)
             if model.training:  # once per optimizer step, also when the loss is normalized over the
                 # accumulated micro-batches (the trainer then sums them instead of averaging)
-                scaled = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+                accepts = self.model_accepts_loss_kwargs or self.compute_loss_func is not None
+                scaled = accepts and num_items_in_batch is not None
                 loss = loss + term() / (self.current_gradient_accumulation_steps if scaled else 1)
             return (loss, outputs) if return_outputs else loss
 
@@ -299,10 +289,11 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
 
     master_weights(model)  # whatever the precision: a bf16 base's trainable copy trains in fp32
     callbacks: list[Any] = [EarlyStoppingCallback(early_stopping_patience=o.patience)] if dev else []
+    loss = KeptLogitsLoss() if keeps_logits(model) else None
     trainer = _trainer_class(penalty)(
         model=model, args=train_args(o, out, seed, device, bool(dev), optim, len(train)),
-        data_collator=PadCollator(pad_id), train_dataset=Dataset.from_list(train),
-        eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks,
+        data_collator=PadCollator(pad_id, keep_logits=loss is not None), train_dataset=Dataset.from_list(train),
+        eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks, compute_loss_func=loss,
     )
     trainer.remove_callback(PrinterCallback)  # the CLI shows progress; the curve is in the record
     trainer.add_callback(_kill_point_after_save())
@@ -322,7 +313,15 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
             shutil.rmtree(checkpoint, ignore_errors=True)
     check_tied(model)
     budget = spent(o, device, planned_steps(o, len(train)), state, state < limit, float(trainer.state.epoch or 0.0))
-    return TrainResult(curve, tokens, best, state, stopped_early=state < limit, budget=budget)
+    positions = loss.positions if loss is not None and not in_worker() else None  # a worker sees its shard only
+    return TrainResult(curve, tokens, best, state, stopped_early=state < limit, budget=budget,
+                       logit_positions=positions, head_trained=head_trained(model))
+
+
+def head_trained(model: Any) -> bool:
+    """Whether the model's output head is among its trainable weights."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return bool(head is not None and head.weight.requires_grad)
 
 
 def check_tied(model: Any) -> None:

@@ -2,7 +2,9 @@
 the tokens it trained on and read, process CPU seconds, and the machine's measured throughput.
 
 Training FLOPs per token: 2 x the matmul parameters forward, 2 x backward through the activations,
-and 2 x the trainable parameters for their gradients (6N for full fine-tuning, about 4N for LoRA).
+and 2 x the trainable parameters for their gradients (6N for full fine-tuning, about 4N for LoRA), the
+output head's share only at the positions whose logits the training computed (the record's
+`logit_positions`: the labelled ones, see harness.model.loss; every token where it is absent).
 Evaluation: 2 x the matmul parameters but the output head per token read or generated, and 2 x the
 head's only where logits are computed: each generated token (the first from the prompt's last
 position), or one position for a scored context (the choices' few tokens are left out). A prompt's
@@ -19,15 +21,16 @@ from typing import Any
 
 from harness.core.measure import Measured
 from harness.core.records import AdaptReport, Prediction
-from harness.model.throughput import flops_per_second, forward_flops, head_params, matmul_params
+from harness.model.throughput import flops_per_second, forward_flops, head_params, matmul_params, train_flops
 
 
 def cell_work(base_model: Any, adapt: AdaptReport, queries: Sequence[Prediction], adapt_m: Measured,
               eval_m: Measured, device: str) -> dict[str, float]:
     n = matmul_params(base_model)
-    train = adapt.train_tokens * (4 * n + 2 * adapt.trainable_params)
-    eval_tokens = sum(p.prompt_tokens + p.output_tokens for p in queries)
     head = head_params(base_model)
+    train = train_flops(n, head, adapt.trainable_params, adapt.train_tokens, adapt.extras.get("logit_positions"),
+                        bool(adapt.extras.get("head_trained", 0.0)))
+    eval_tokens = sum(p.prompt_tokens + p.output_tokens for p in queries)
     logits_at = sum(max(1, p.output_tokens) for p in queries)
     return {
         "adapt_cpu_s": adapt_m.cpu_s, "eval_cpu_s": eval_m.cpu_s, "train_tokens": float(adapt.train_tokens),

@@ -198,6 +198,8 @@ def _report(model: Any, result: TrainResult, artifact_bytes: int, trained_on: Su
     extras = {"train_steps": float(result.steps), "stopped_early": float(result.stopped_early)}
     if result.best_dev_loss is not None:
         extras["best_dev_loss"] = result.best_dev_loss
+    if result.logit_positions is not None:  # the work basis counts the output head there only
+        extras |= {"logit_positions": float(result.logit_positions), "head_trained": float(result.head_trained)}
     train_items = sum(len(t.train) for t in trained_on.tasks if t.spec.trains)
     extras = {**extras, **result.extras, "train_items": float(train_items)}
     return AdaptReport(trainable_params=trainable, total_params=total, artifact_bytes=artifact_bytes,

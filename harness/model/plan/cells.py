@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.model.plan.footprint import GB, Footprint, Method, footprint
+from harness.model.plan.footprint import GB, Footprint, Method, Shapes, footprint
 from harness.model.plan.methods import method_for
 from harness.model.plan.shape import ModelShape, config_of, converted_folder, shape_of, tokenizer_of
 from harness.model.plan.timing import Timing, Workload, predict_time
@@ -74,6 +74,8 @@ class CellPlan:
     """The sentence embedder is in the process once this cell has run."""
     device: str = ""
     """What the cell was planned for, e.g. "cpu, 25.3 GB of RAM"."""
+    shapes: Shapes | None = None
+    """The batch and sequence lengths the memory was planned at."""
 
     @property
     def peak_gb(self) -> float:
@@ -157,7 +159,7 @@ def plan_cell(inputs: ModelPlanInputs, strategy: str, family: str, options: dict
     if method.approximate and not fits:
         fits, reason = True, f"run anyway: {reason}, but {method.note}"
     return CellPlan(strategy, seed, cell_id, inputs.spec.ref, method.name, method.trainable, shape.params, memory,
-                    work.steps, timing, fits, reason, method.embedder, describe(cap))
+                    work.steps, timing, fits, reason, method.embedder, describe(cap), shapes)
 
 
 def _auto_batch(inputs: ModelPlanInputs, strategy: str, options: dict[str, Any], cap: Capacity, trains: bool,

@@ -39,9 +39,11 @@ kv = kv heads x head dim, V vocabulary, e bytes per saved activation: 4 in fp32,
   projection (its fan-in); DoRA also the base output (its fan-out). With gradient checkpointing only
   each layer's input is kept (L' x b x s x h x e) and one layer's A is recomputed at a time. Plus
   b x s x 3h x 4 outside the layers (embedding output, final norm, head input).
-- logits: b x s x V fp32 logits, cross-entropy's saved log-softmax and the gradient of the logits:
-  3 x 4 bytes per element (plus 2 for the bf16 head output under autocast). At small models this is
-  often the largest single term (SmolLM2: V = 49,152 is 85 x h).
+- logits: b x k x V fp32 logits, cross-entropy's saved log-softmax and the gradient of the logits:
+  3 x 4 bytes per element (plus 2 for the bf16 head output under autocast), k the positions of the batch
+  whose logits the loss needs (its rows' answer tokens: harness.model.loss; every position s for soft
+  prompts). A small model's vocabulary is large (SmolLM2: V = 49,152 is 85 x h): at every position this
+  was the largest term.
 - KV cache: the evaluation batch x its longest row (prompt + new tokens) x L x kv x 2 x dtype bytes.
 - evaluation work: one forward without gradients at the evaluation batch: b x s x (2h + 3i) x e, the
   attention probabilities when not fused, and fp32 logits at the scored positions (all positions for a
@@ -123,6 +125,8 @@ class Shapes:
 
     train_batch: int = 8
     train_seq: int = 384
+    train_logits: int | None = None
+    """Positions of a training batch whose logits the loss needs (harness.model.loss; None: every one)."""
     eval_batch: int = 8
     eval_seq: int = 512
     """The longest evaluation row: prompt plus new tokens."""
@@ -233,7 +237,8 @@ def footprint(shape: ModelShape, method: Method, shapes: Shapes, cuda: bool = Fa
                                             fused_attention=shapes.fused_attention,
                                             adapter_fan_in=method.adapter_fan_in,
                                             trains_linears=method.trains_linears, layers=method.saved_layers),
-            "logits": logits_bytes(shape, shapes.train_batch, seq, autocast),
+            "logits": logits_bytes(shape, shapes.train_batch, seq if shapes.train_logits is None
+                                   else min(seq, shapes.train_logits), autocast),
         }
         if not cuda:
             states = train_terms["gradients"] + train_terms["optimizer"]

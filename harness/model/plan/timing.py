@@ -6,16 +6,18 @@ every weight once per new token, and a weight cell copies the model, starts the 
 checkpoints.
 
     adapt = setup + params x SETUP_S_PER_PARAM
-            + steps x batch x padded tokens x (4N + 2T) / (F x TRAIN_EFFICIENCY)
-            + dev evaluations x dev tokens x 2N / (F x FORWARD_EFFICIENCY)
+            + steps x batch x (padded tokens x (4(N - H) + 2T) + kept positions x 4H) / (F x TRAIN_EFFICIENCY)
+            + dev evaluations x (dev tokens x 2(N - H) + labelled positions x 2H) / (F x FORWARD_EFFICIENCY)
             + checkpoints x 12 T bytes (fp32 weights and AdamW moments) / DISK_BYTES_PER_S
             + embedded tokens x 2 x embedder parameters / (F x EMBED_EFFICIENCY)   (few-shot, RAG: cold index)
     eval  = (prompt tokens x 2(N - H) + kept positions x 2H) / (F x FORWARD_EFFICIENCY)
             + generation steps x (weight bytes / DECODE_BYTES_PER_S + batch x 2N / (F x FORWARD_EFFICIENCY))
 
 H is the output head (vocabulary x hidden): a forward over a prompt computes logits only at the
-positions it keeps (a prompt's last token, a choice's tokens; every token of a scored text), which
-matters for large vocabularies (Gemma-3's head is 63% of its matmul parameters, SmolLM2's 21%).
+positions it keeps (a prompt's last token, a choice's tokens; every token of a scored text), and a
+training step only where the loss is taken (a row's answer tokens, the union over its batch;
+harness.model.throughput.train_flops, also 2H more there when the head trains), which matters for
+large vocabularies (Gemma-3's head is 63% of its matmul parameters, SmolLM2's 21%).
 
 Generation steps: per evaluation batch, the task's max_new_tokens, or for a model trained on the task's
 answers the longest train answer plus its end tokens (trained models stop there; prompted ones mostly
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from harness.model.plan.footprint import Method
 from harness.model.plan.shape import ModelShape
 from harness.model.throughput import forward_flops
+from harness.model.throughput import train_flops as flops_in_training
 
 TRAIN_EFFICIENCY = 0.75
 """Training steps (forward, backward, AdamW), share of the measured matmul peak (SmolLM2, batch 8 x 100
@@ -68,9 +71,13 @@ class Workload:
     rows_per_step: int = 8
     train_tokens_per_row: float = 0.0
     """Mean row length, padding to the batch's longest included."""
+    train_logits_per_row: float | None = None
+    """Of those, the positions whose logits the loss needs (harness.model.loss); None: all."""
     dev_evaluations: int = 0
     dev_tokens: float = 0.0
     """Tokens of one pass over the dev rows."""
+    dev_logits: float | None = None
+    """Of those, the labelled positions (None: all)."""
     checkpoints: int = 0
     prompt_tokens: float = 0.0
     """Every evaluation prompt's tokens, choice continuations included."""
@@ -103,9 +110,12 @@ def predict_time(shape: ModelShape, method: Method, work: Workload, flops_per_s:
                  weight_bytes: int = 4) -> Timing:
     """Predicted adaptation and evaluation wall time (module docstring); `weight_bytes`: bytes per weight
     the evaluated model streams per generation step (4 in fp32, 2 in bf16)."""
-    n, f = shape.matmul_params, flops_per_s
-    train_flops = work.steps * work.rows_per_step * work.train_tokens_per_row * (4 * n + 2 * method.trainable)
-    dev_flops = work.dev_evaluations * work.dev_tokens * 2 * n
+    n, f, rows = shape.matmul_params, flops_per_s, work.steps * work.rows_per_step
+    kept = None if work.train_logits_per_row is None else rows * work.train_logits_per_row
+    train_flops = flops_in_training(n, shape.head_params, method.trainable, rows * work.train_tokens_per_row, kept,
+                                    method.trains_linears)
+    dev_flops = work.dev_evaluations * forward_flops(n, shape.head_params, work.dev_tokens,
+                                                     work.dev_tokens if work.dev_logits is None else work.dev_logits)
     embed_flops = work.embed_tokens * 2 * EMBEDDER_PARAMS
     train_eff = QUANTIZED_TRAIN_EFFICIENCY if method.quantized else TRAIN_EFFICIENCY
     adapt = train_flops / (f * train_eff) + dev_flops / (f * FORWARD_EFFICIENCY) + embed_flops / (f * EMBED_EFFICIENCY)

@@ -57,6 +57,9 @@ class TaskTokens:
     max_answer: int
     """The longest train answer: where a model trained on them stops generating."""
     test_chars: int
+    train_labels: tuple[int, ...] = ()
+    """Labelled tokens (the answer turn) of each train row, as train_rows (empty: every token)."""
+    dev_labels: tuple[int, ...] = ()
 
 
 def task_tokens(task: Any, count: Counter, limit: int | None) -> TaskTokens:
@@ -70,6 +73,9 @@ def task_tokens(task: Any, count: Counter, limit: int | None) -> TaskTokens:
     def row(ex: Any) -> int:  # user and answer turns and the end-of-sequence token
         return user(ex) + count(spec.answer(ex)) + MESSAGE_TOKENS + 1
 
+    def labelled(ex: Any) -> int:  # the answer and its end tokens take the loss
+        return count(spec.answer(ex)) + ANSWER_END_TOKENS
+
     test = list(task.test[:limit])
     shots = [user(ex) + count(spec.answer(ex)) + MESSAGE_TOKENS for ex in task.train] or [0]
     return TaskTokens(
@@ -81,6 +87,8 @@ def task_tokens(task: Any, count: Counter, limit: int | None) -> TaskTokens:
         test_choices=tuple(sum(count(c) for c in ex.choices) for ex in test),
         shot_tokens=sum(shots) / len(shots), test_chars=sum(len(ex.input) for ex in test),
         max_answer=max((count(spec.answer(ex)) for ex in task.train), default=0),
+        train_labels=tuple(labelled(ex) for ex in task.train) if spec.trains else (),
+        dev_labels=tuple(labelled(ex) for ex in task.dev) if spec.trains else (),
     )
 
 
@@ -115,15 +123,25 @@ def loop_options(options: dict[str, Any]) -> LoopOptions:
                                        if k in LoopOptions.model_fields and v is not None})
 
 
-def padded(lengths: Sequence[int], batch: int, cap: int) -> tuple[float, int]:
-    """(mean padded row length, the longest row) when rows are batched by length (the trainer's
-    group_by_length sampling): each batch pads to its longest."""
-    rows = sorted(min(n, cap) for n in lengths)
+def batched(lengths: Sequence[int], labels: Sequence[int], batch: int, cap: int) -> tuple[float, int, float, int]:
+    """Rows batched by length (the trainer's group_by_length sampling; exact while the rows fit one of its
+    megabatches, 50 batches): (mean padded row length, the longest row, mean positions per row whose logits
+    the loss needs, the most such positions in one batch). A row's labelled tokens end it (cut from the left
+    at `cap`); a batch computes logits at the union of its rows' positions before them
+    (harness.model.loss.loss_positions). Without `labels`, every position takes the loss."""
+    rows = sorted((min(n, cap), min(a, n, cap) if labels else min(n, cap))
+                  for n, a in zip(lengths, labels or lengths, strict=True))
     if not rows:
-        return 0.0, 0
-    widths = [rows[min(i + batch, len(rows)) - 1] for i in range(0, len(rows), batch)]
-    per_batch = [min(batch, len(rows) - i) for i in range(0, len(rows), batch)]
-    return sum(w * n for w, n in zip(widths, per_batch, strict=True)) / len(rows), rows[-1]
+        return 0.0, 0, 0.0, 0
+    widths, kept = [], []
+    for i in range(0, len(rows), batch):
+        group = rows[i:i + batch]
+        widths.append(group[-1][0] * len(group))
+        union = set().union(*(range(max(0, n - a - 1), n - 1) for n, a in group))
+        kept.append(len(union))
+    sizes = [len(rows[i:i + batch]) for i in range(0, len(rows), batch)]
+    per_row = sum(k * m for k, m in zip(kept, sizes, strict=True)) / len(rows)
+    return sum(widths) / len(rows), rows[-1][0], per_row, max(kept)
 
 
 def training(tokens: SuiteTokens, options: dict[str, Any], device: str, system: int = 0,
@@ -144,13 +162,20 @@ def training(tokens: SuiteTokens, options: dict[str, Any], device: str, system: 
     steps = step_budget(o, device, len(rows))
     if steps < 0:
         steps = math.ceil(o.epochs * max(1, math.ceil(len(rows) / (o.batch_size * o.grad_accum))))
-    width, longest = padded(rows, o.batch_size, o.max_seq_len)
+    # soft prompts' virtual tokens shift every position: they train with logits everywhere
+    labels = [] if virtual else [a for _, t in tokens.tasks for a in t.train_labels]
+    labels = labels if len(labels) == len(rows) else []
+    width, longest, kept, worst = batched(rows, labels, o.batch_size, o.max_seq_len)
     dev = grown("dev_rows")
+    dev_labels = [a for _, t in tokens.tasks for a in t.dev_labels] if labels else []
     evaluations = steps // o.eval_every if dev else 0
     return {"steps": steps, "rows_per_step": o.batch_size * o.grad_accum, "train_tokens_per_row": width + virtual,
+            "train_logits_per_row": kept if labels else None,
             "dev_evaluations": evaluations, "dev_tokens": float(sum(min(n, o.max_seq_len) for n in dev)),
+            "dev_logits": float(sum(dev_labels)) if len(dev_labels) == len(dev) else None,
             "checkpoints": steps // o.eval_every + (1 if steps % o.eval_every else 0),
-            "train_batch": o.batch_size, "train_seq": min(longest, o.max_seq_len)}
+            "train_batch": o.batch_size, "train_seq": min(longest, o.max_seq_len),
+            "train_logits": worst if labels else None}
 
 
 def extra_prompt(strategy: str, options: dict[str, Any], kind: str, t: TaskTokens) -> float:
@@ -213,7 +238,7 @@ def workload(tokens: SuiteTokens, strategy: str, options: dict[str, Any], device
     train = (training(tokens, dict(options.get("weights", options)), device, system, virtual,
                       (strategy, options) if on_context else None) if trains else {})
     ev = evaluation(tokens, strategy, options, eval_batch, system, virtual, trains)
-    shape_keys = ("train_batch", "train_seq", "eval_batch", "eval_seq", "eval_all_logits")
+    shape_keys = ("train_batch", "train_seq", "train_logits", "eval_batch", "eval_seq", "eval_all_logits")
     both = {**train, **ev}
     shapes = Shapes(**{k: both[k] for k in shape_keys if k in both})
     work = Workload(**{k: v for k, v in both.items() if k not in shape_keys or k == "eval_batch"},
