@@ -79,7 +79,8 @@ def markdown(result: dict[str, Any]) -> str:
     for row in result["pairs"]:
         every, kept = row["every position"], row["labelled positions"]
         out.append(f"| {row['model']} | {row['method']} | {every['s_per_step']:.2f} | {kept['s_per_step']:.2f} | "
-                   f"{every['s_per_step'] / kept['s_per_step']:.2f}x | {kept['logit_positions']:,} of {kept['train_tokens']:,} tokens | "
+                   f"{every['s_per_step'] / kept['s_per_step']:.2f}x | "
+                   f"{kept['logit_positions']:,} of {kept['train_tokens']:,} tokens | "
                    f"{row['max_loss_diff']:.1e} |")
     return "\n".join(out) + "\n"
 
