@@ -109,7 +109,8 @@ def train_rows(r: dict[str, Any]) -> list[Throughput]:
     att = (r["tokens"] / (r["steps"] * r["batch_size"]) + 1) / 2
     # LoRA: forward plus the backward through activations; frozen weights get no gradient (2 forwards)
     return [Throughput("train_lora", "plain peft + Trainer (LoRA)", r["plain_tokens_per_s"], att, 1.0, 2.0),
-            Throughput("train_lora", "harness lora", r["harness_tokens_per_s"], att, 1.0, 2.0)]
+            Throughput("train_lora", "harness lora (logits at the labelled positions)", r["harness_tokens_per_s"], att,
+                       r.get("harness_logits_share", 1.0), 2.0)]
 
 
 READERS = {"mc_vs_lmeval.json": mc_rows, "generate.json": generate_rows, "train_lora.json": train_rows}
