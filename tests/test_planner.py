@@ -302,3 +302,13 @@ def test_training_logits_are_planned_at_the_labelled_positions_of_each_batch():
     assert train_flops(n, h, 0, 100.0, 10.0) == 100 * 4 * (n - h) + 10 * 4 * h
     assert train_flops(n, h, shape.params, 100.0, 10.0, head_trains=True) == (
         100 * (4 * (n - h) + 2 * (shape.params - h)) + 10 * 6 * h)
+
+
+def test_plain_text_and_trl_trainings_are_planned_with_every_positions_logits():
+    """Continued pretraining and rehearsal train on plain-text rows (every token labelled), TRL's trainers
+    compute every position's logits: their plan keeps the logits term at the whole row."""
+    shape = shape_of(smollm2_135m())
+    assert method_for("rehearsal", "weights", {}, shape).all_logits
+    assert method_for("dpo", "weights", {}, shape).all_logits
+    assert not method_for("lora", "weights", {}, shape).all_logits
+    assert not method_for("ewc", "weights", {}, shape).all_logits

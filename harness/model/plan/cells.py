@@ -148,7 +148,7 @@ def plan_cell(inputs: ModelPlanInputs, strategy: str, family: str, options: dict
     system = inputs.count(system_text) + MESSAGE_TOKENS if system_text else 0
     trains = method.trainable > 0
     work, shapes = workload(inputs.tokens, strategy, options, cap.device, eval_batch or 8, trains, system,
-                            method.virtual_tokens)
+                            method.virtual_tokens, method.all_logits)
     if eval_batch is None:
         work, shapes = _auto_batch(inputs, strategy, options, cap, trains, system, method, shapes.eval_seq)
     memory = footprint(shape, method, shapes, cuda=cap.device == "cuda")
@@ -168,7 +168,8 @@ def _auto_batch(inputs: ModelPlanInputs, strategy: str, options: dict[str, Any],
     (harness.model.memory.auto_batch_size)."""
     per_token = inputs.shape.kv_bytes_per_token(2 if cap.device == "cuda" else 4)
     batch = max(1, min(64, int((cap.free or cap.bytes) * 0.5) // max(1, per_token * max(1, seq))))
-    return workload(inputs.tokens, strategy, options, cap.device, batch, trains, system, method.virtual_tokens)
+    return workload(inputs.tokens, strategy, options, cap.device, batch, trains, system, method.virtual_tokens,
+                    method.all_logits)
 
 
 def plan_cells(plan: Any, registry: Any, device: str, memory_gb: float | None = None,

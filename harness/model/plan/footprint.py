@@ -113,6 +113,8 @@ class Method:
     """A sentence embedder is in the process (loaded by this cell or an earlier one: few-shot, RAG)."""
     virtual_tokens: int = 0
     """Soft prompts: tokens prepended to every row."""
+    all_logits: bool = False
+    """Trains with logits at every position (plain-text rows, TRL's trainers), not only the labelled ones."""
     note: str = ""
     approximate: bool = False
     """The formulas do not model this strategy exactly (state they do not count, an unknown plugin): its

@@ -94,8 +94,8 @@ def method_for(strategy: str, family: str, options: dict[str, Any], shape: Model
         return context(strategy, options)
     if strategy in ("lora", "dora", "qlora"):
         return lora(shape, options, strategy, quantized=strategy == "qlora")
-    if strategy in ("rehearsal", "continued-pretraining"):
-        return full(shape) if options.get("method") == "full-ft" else lora(shape, options)
+    if strategy in ("rehearsal", "continued-pretraining"):  # plain-text rows: every position takes the loss
+        return replace(full(shape) if options.get("method") == "full-ft" else lora(shape, options), all_logits=True)
     if strategy == "full-ft":
         return full(shape)
     if strategy == "ia3":
@@ -111,7 +111,8 @@ def approximate(strategy: str, options: dict[str, Any], shape: ModelShape) -> Me
     """Weight strategies the formulas do not model exactly: the closest modelled method, flagged."""
     if strategy in EXTRA_STATE:
         base = full(shape) if options.get("method") == "full-ft" else lora(shape, options)
-        return replace(base, approximate=True, note=f"{strategy}: planned as {base.name} without "
+        trl = strategy != "ewc"  # TRL's trainers compute every position's logits; ewc trains in harness's loop
+        return replace(base, approximate=True, all_logits=trl, note=f"{strategy}: planned as {base.name} without "
                        f"{EXTRA_STATE[strategy]} (not modelled: never skipped on this prediction)")
     if strategy in ("reft", "adapter"):
         return replace(lora(shape, {}), approximate=True, note=f"{strategy}: planned as LoRA r=8 on q,v "

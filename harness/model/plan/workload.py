@@ -145,7 +145,8 @@ def batched(lengths: Sequence[int], labels: Sequence[int], batch: int, cap: int)
 
 
 def training(tokens: SuiteTokens, options: dict[str, Any], device: str, system: int = 0,
-             virtual: int = 0, context: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+             virtual: int = 0, context: tuple[str, dict[str, Any]] | None = None,
+             all_logits: bool = False) -> dict[str, Any]:
     """The training part of a Workload and the training shapes (steps, rows, widths, dev, checkpoints).
     `context`: (hybrid name, its options) when its weights train on its context prompts
     (harness.strategy.compose): each row grows by the context the task's prompts get (the longer row limit
@@ -162,8 +163,8 @@ def training(tokens: SuiteTokens, options: dict[str, Any], device: str, system: 
     steps = step_budget(o, device, len(rows))
     if steps < 0:
         steps = math.ceil(o.epochs * max(1, math.ceil(len(rows) / (o.batch_size * o.grad_accum))))
-    # soft prompts' virtual tokens shift every position: they train with logits everywhere
-    labels = [] if virtual else [a for _, t in tokens.tasks for a in t.train_labels]
+    # soft prompts' virtual tokens shift every position: they train with logits everywhere, as all_logits does
+    labels = [] if virtual or all_logits else [a for _, t in tokens.tasks for a in t.train_labels]
     labels = labels if len(labels) == len(rows) else []
     width, longest, kept, worst = batched(rows, labels, o.batch_size, o.max_seq_len)
     dev = grown("dev_rows")
@@ -232,11 +233,11 @@ def embedding(tokens: SuiteTokens, strategy: str, options: dict[str, Any] | None
 
 
 def workload(tokens: SuiteTokens, strategy: str, options: dict[str, Any], device: str, eval_batch: int,
-             trains: bool, system: int = 0, virtual: int = 0) -> tuple[Workload, Shapes]:
+             trains: bool, system: int = 0, virtual: int = 0, all_logits: bool = False) -> tuple[Workload, Shapes]:
     """The planned work and the memory shapes of one cell (`system`: its system prompt's tokens)."""
     on_context = "+" in strategy and options.get("train_on_context", True)
     train = (training(tokens, dict(options.get("weights", options)), device, system, virtual,
-                      (strategy, options) if on_context else None) if trains else {})
+                      (strategy, options) if on_context else None, all_logits) if trains else {})
     ev = evaluation(tokens, strategy, options, eval_batch, system, virtual, trains)
     shape_keys = ("train_batch", "train_seq", "train_logits", "eval_batch", "eval_seq", "eval_all_logits")
     both = {**train, **ev}
