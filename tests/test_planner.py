@@ -81,6 +81,7 @@ def test_the_breakdown_adds_up_to_the_peak(strategy, cuda):
     assert plan.peak == max(plan.train_peak, plan.eval_peak) and all(v >= 0 for v in plan.terms.values())
     expected = {"runtime", "weights", "kv cache", "eval work"} if strategy == "zero-shot" else {
         "runtime", "weights", "gradients", "optimizer", "activations", "logits"} | (set() if cuda else {"allocator"})
+    expected |= {"embedding gradient"} if strategy == "full-ft" else set()  # SmolLM2 ties its embedding
     assert set(plan.terms) == expected
     assert "GB" not in plan.describe() and plan.describe().startswith(plan.phase)
 
@@ -312,3 +313,17 @@ def test_plain_text_and_trl_trainings_are_planned_with_every_positions_logits():
     assert method_for("dpo", "weights", {}, shape).all_logits
     assert not method_for("lora", "weights", {}, shape).all_logits
     assert not method_for("ewc", "weights", {}, shape).all_logits
+
+
+def test_a_trained_tied_embedding_adds_its_two_gradients_at_the_end_of_the_backward():
+    """Full fine-tuning of a tied embedding: the head's gradient of the shared table waits for the lookup's,
+    then both are summed (benchmarks/memory_timeline.py: the peak once logits are computed at the labelled
+    positions only); an untied model or a frozen embedding has no such term."""
+    from transformers import LlamaConfig
+
+    shape = shape_of(smollm2_135m())
+    full = footprint(shape, method_for("full-ft", "weights", {}, shape), TRAIN).train
+    assert full["embedding gradient"] == 2 * shape.vocab * shape.hidden * 4
+    assert "embedding gradient" not in footprint(shape, method_for("lora", "weights", {}, shape), TRAIN).train
+    untied = shape_of(LlamaConfig(**{**smollm2_135m().to_dict(), "tie_word_embeddings": False}))
+    assert "embedding gradient" not in footprint(untied, method_for("full-ft", "weights", {}, untied), TRAIN).train

@@ -44,6 +44,10 @@ kv = kv heads x head dim, V vocabulary, e bytes per saved activation: 4 in fp32,
   whose logits the loss needs (its rows' answer tokens: harness.model.loss; every position s for soft
   prompts). A small model's vocabulary is large (SmolLM2: V = 49,152 is 85 x h): at every position this
   was the largest term.
+- embedding gradient: when a tied embedding trains (full fine-tuning), the backward holds the head's
+  gradient of the shared table until the lookup's arrives, and then their sum: 2 x V x h x 4 bytes
+  above the gradients term at the end of the backward (measured: 1.34 GB on Gemma-3-270M, 0.23 GB on
+  SmolLM2, benchmarks/memory_timeline.py).
 - KV cache: the evaluation batch x its longest row (prompt + new tokens) x L x kv x 2 x dtype bytes.
 - evaluation work: one forward without gradients at the evaluation batch: b x s x (2h + 3i) x e, the
   attention probabilities when not fused, and fp32 logits at the scored positions (all positions for a
@@ -58,13 +62,12 @@ kv = kv heads x head dim, V vocabulary, e bytes per saved activation: 4 in fp32,
   3.1 GB of a LoRA step: counting them here put the plan 1.3 GB above the measured peak).
 
 The terms are not all live at one instant, and the sum is what was validated. benchmarks/memory_timeline.py
-follows full fine-tuning through its steps at the planned shape: the RSS peaks between the forward and the
-logits' gradient, when no parameter holds a gradient yet (zero_grad sets them to None) but the cross-entropy
-backward holds about two logits-sized buffers more than are left when the logits' gradient exists; the
-plan's sum is 2.6% (SmolLM2-135M) and 6.4% (Gemma-3-270M) above the measured peak. It is the worst step's
-peak: the first step has no optimizer states yet (Gemma: 7.9 GB against 10.3 GB from step 2 on), and the
-trainer's length-grouped sampler runs the longest batch first, so a training shorter than an epoch may
-never reach the planned peak.
+follows full fine-tuning through its steps at the planned shape. With logits at every position the RSS
+peaked between the forward and the logits' gradient (the cross-entropy backward holding two logits-sized
+buffers); with logits at the labelled positions only (harness.model.loss) it peaks at the end of the
+backward, where the tied embedding's two gradients meet. It is the worst step's peak: the first step has
+no optimizer states yet, and the trainer's length-grouped sampler runs the longest batch first, so a
+training shorter than an epoch may never reach the planned peak.
 
 The constants were calibrated on the development machine (benchmarks/plan_accuracy.py measures the
 result on both real models).
@@ -115,6 +118,8 @@ class Method:
     """Soft prompts: tokens prepended to every row."""
     all_logits: bool = False
     """Trains with logits at every position (plain-text rows, TRL's trainers), not only the labelled ones."""
+    trains_embedding: bool = False
+    """The token embedding trains (full fine-tuning)."""
     note: str = ""
     approximate: bool = False
     """The formulas do not model this strategy exactly (state they do not count, an unknown plugin): its
@@ -242,6 +247,8 @@ def footprint(shape: ModelShape, method: Method, shapes: Shapes, cuda: bool = Fa
             "logits": logits_bytes(shape, shapes.train_batch, seq if shapes.train_logits is None
                                    else min(seq, shapes.train_logits), autocast),
         }
+        if method.trains_embedding and shape.tied:
+            train_terms["embedding gradient"] = 2.0 * shape.vocab * shape.hidden * 4
         if not cuda:
             states = train_terms["gradients"] + train_terms["optimizer"]
             train_terms["allocator"] = max(0.0, ALLOCATOR_RETENTION * train_terms["activations"] - states)

@@ -41,7 +41,7 @@ def lora(shape: ModelShape, options: dict[str, Any], name: str = "lora", quantiz
 
 
 def full(shape: ModelShape, note: str = "") -> Method:
-    return Method("full", shape.params, copy=True, trains_linears=True, note=note)
+    return Method("full", shape.params, copy=True, trains_linears=True, trains_embedding=True, note=note)
 
 
 def ia3(shape: ModelShape, options: dict[str, Any]) -> Method:
