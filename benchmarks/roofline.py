@@ -106,7 +106,7 @@ def generate_rows(r: dict[str, Any]) -> list[Throughput]:
 
 
 def train_rows(r: dict[str, Any]) -> list[Throughput]:
-    att = (r["tokens"] / (r["steps"] * r["batch_size"]) + 1) / 2
+    att = (r.get("harness_tokens", r.get("tokens", 0)) / (r["steps"] * r["batch_size"]) + 1) / 2
     # LoRA: forward plus the backward through activations; frozen weights get no gradient (2 forwards)
     return [Throughput("train_lora", "plain peft + Trainer (LoRA)", r["plain_tokens_per_s"], att, 1.0, 2.0),
             Throughput("train_lora", "harness lora (logits at the labelled positions)", r["harness_tokens_per_s"], att,
