@@ -85,3 +85,14 @@ def test_prompt_learning_keeps_every_position(tiny_runtime):
     prefix = get_peft_model(copy.deepcopy(tiny_runtime.model),
                             PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=4))
     assert keeps_logits(tiny_runtime.model) and not keeps_logits(prefix)
+
+
+def test_a_resumed_training_continues_the_count_its_checkpoint_saved(tmp_path):
+    """The positions count is in every checkpoint (a killed training resumes it, as tests/test_crash.py
+    checks end to end); a checkpoint saved without one leaves the count unknown, never short."""
+    from harness.model.training import POSITIONS_FILE, saved_positions
+
+    assert saved_positions(None) == 0
+    assert saved_positions(str(tmp_path)) is None
+    (tmp_path / POSITIONS_FILE).write_text('{"positions": 96}')
+    assert saved_positions(str(tmp_path)) == 96

@@ -44,14 +44,15 @@ class KeptLogitsLoss:
     Counts the positions whose logits training computed (`positions`, for the work basis)."""
 
     def __init__(self) -> None:
-        self.positions = 0
+        self.positions: int | None = 0
+        """None: unknown (resumed from a checkpoint that did not record it)."""
 
     def __call__(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
         import torch.nn.functional as F
 
         logits = outputs.logits.float()
         target = labels[:, 1:][:, loss_positions(labels)].to(logits.device)
-        if logits.requires_grad:  # a training step, not a dev evaluation
+        if logits.requires_grad and self.positions is not None:  # a training step, not a dev evaluation
             self.positions += logits.shape[0] * logits.shape[1]
         total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
                                 reduction="sum")

@@ -191,6 +191,32 @@ def _kill_point_after_save() -> Any:
     return KillPointAfterSave()
 
 
+POSITIONS_FILE = "logit_positions.json"
+"""In each checkpoint: the logit positions the training had computed when it was saved."""
+
+
+def saved_positions(checkpoint: str | None) -> int | None:
+    """The count a checkpoint holds (0 without a checkpoint; None: one saved without it, so unknown)."""
+    if checkpoint is None:
+        return 0
+    path = Path(checkpoint) / POSITIONS_FILE
+    return int(json.loads(path.read_text())["positions"]) if path.is_file() else None
+
+
+def _positions_in_checkpoints(loss: KeptLogitsLoss) -> Any:
+    """Writes the loss's position count into every checkpoint (before the crash tests' kill point)."""
+    from transformers import TrainerCallback
+
+    class PositionsInCheckpoints(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir() and loss.positions is not None:
+                (folder / POSITIONS_FILE).write_text(json.dumps({"positions": loss.positions}))
+            return control
+
+    return PositionsInCheckpoints()
+
+
 DevEvalHook = Callable[[int, float], None]
 """Called with (optimizer step, dev loss) after each dev evaluation; may raise to stop training
 (hyperparameter search prunes a trial this way, see harness.run.tune)."""
@@ -296,13 +322,17 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
         eval_dataset=Dataset.from_list(dev) if dev else None, callbacks=callbacks, compute_loss_func=loss,
     )
     trainer.remove_callback(PrinterCallback)  # the CLI shows progress; the curve is in the record
+    resume = last_checkpoint(out)
+    if loss is not None:  # the count survives a killed training, as the trainer's own state does
+        trainer.add_callback(_positions_in_checkpoints(loss))
+        loss.positions = saved_positions(resume)
     trainer.add_callback(_kill_point_after_save())
     if _dev_eval_hooks.get():
         trainer.add_callback(_dev_eval_callback(_dev_eval_hooks.get()))
     if _step_hooks.get():
         trainer.add_callback(_step_callback(_step_hooks.get()))
     t0 = time.perf_counter()
-    state = trainer.train(resume_from_checkpoint=last_checkpoint(out)).global_step
+    state = trainer.train(resume_from_checkpoint=resume).global_step
     tokens = int(trainer.state.num_input_tokens_seen)  # non-padding tokens of every training batch
     curve = _curve(trainer.state.log_history)
     best = trainer.state.best_metric
@@ -313,7 +343,8 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
             shutil.rmtree(checkpoint, ignore_errors=True)
     check_tied(model)
     budget = spent(o, device, planned_steps(o, len(train)), state, state < limit, float(trainer.state.epoch or 0.0))
-    positions = loss.positions if loss is not None and not in_worker() else None  # a worker sees its shard only
+    counted = loss is not None and loss.positions is not None and not in_worker()  # a worker sees its shard only
+    positions = loss.positions if counted and loss is not None else None
     return TrainResult(curve, tokens, best, state, stopped_early=state < limit, budget=budget,
                        logit_positions=positions, head_trained=head_trained(model))
 
