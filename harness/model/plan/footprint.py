@@ -119,7 +119,7 @@ class Method:
     all_logits: bool = False
     """Trains with logits at every position (plain-text rows, TRL's trainers), not only the labelled ones."""
     trains_embedding: bool = False
-    """The token embedding trains (full fine-tuning)."""
+    """The token embedding and the output head train (full fine-tuning)."""
     note: str = ""
     approximate: bool = False
     """The formulas do not model this strategy exactly (state they do not count, an unknown plugin): its

@@ -113,7 +113,7 @@ def predict_time(shape: ModelShape, method: Method, work: Workload, flops_per_s:
     n, f, rows = shape.matmul_params, flops_per_s, work.steps * work.rows_per_step
     kept = None if work.train_logits_per_row is None else rows * work.train_logits_per_row
     train_flops = flops_in_training(n, shape.head_params, method.trainable, rows * work.train_tokens_per_row, kept,
-                                    method.trains_linears)
+                                    method.trains_embedding)
     dev_flops = work.dev_evaluations * forward_flops(n, shape.head_params, work.dev_tokens,
                                                      work.dev_tokens if work.dev_logits is None else work.dev_logits)
     embed_flops = work.embed_tokens * 2 * EMBEDDER_PARAMS
