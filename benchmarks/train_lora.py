@@ -4,8 +4,9 @@ script, on the same model, data (the suite's train split), settings and steps, s
     python benchmarks/train_lora.py [--suite legal-qa] [--steps 12] [--batch-size 8] [--out benchmarks/results]
 
 Both sample batches grouped by length, longest first, as the harness's loop does (a random sampler would
-see other rows in a few steps: not the same work). Tokens/s counts the non-padding tokens each side's
-trainer saw (its own count; they must agree), over training wall time.
+see other rows in a few steps: not the same work), and both end with the loop's dev evaluation and
+checkpoint (transformers evaluates and saves at the last step whatever the interval). Tokens/s counts the
+non-padding tokens each side's trainer saw (its own count; they must agree), over training wall time.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from harness.strategy.protocol import RunContext
 from harness.strategy.training import sft_pairs, tokenize_pairs
 
 
-def plain_peft_trainer(rt, rows, steps: int, batch: int, out: Path) -> tuple[float, int]:
+def plain_peft_trainer(rt, rows, dev, steps: int, batch: int, out: Path) -> tuple[float, int]:
     """The script a user would write by hand: get_peft_model + Trainer + DataCollatorForSeq2Seq (batches
     grouped by length, as the harness's)."""
     from datasets import Dataset
@@ -38,11 +39,13 @@ def plain_peft_trainer(rt, rows, steps: int, batch: int, out: Path) -> tuple[flo
                                                                target_modules=["q_proj", "v_proj"],
                                                                task_type="CAUSAL_LM"))
     args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=batch, max_steps=steps,
-                             learning_rate=2e-4, logging_steps=steps, save_strategy="no", report_to="none",
+                             learning_rate=2e-4, logging_steps=steps, report_to="none", eval_strategy="steps",
+                             eval_steps=10_000, save_strategy="steps", save_steps=10_000,
                              use_cpu=True, disable_tqdm=True, seed=0, include_num_input_tokens_seen="non_padding",
                              train_sampling_strategy="group_by_length", data_seed=0)
+    collate = DataCollatorForSeq2Seq(rt.tokenizer, padding=True)
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                      data_collator=DataCollatorForSeq2Seq(rt.tokenizer, padding=True))
+                      eval_dataset=Dataset.from_list(dev), data_collator=collate)
     t0 = time.perf_counter()
     trainer.train()
     return time.perf_counter() - t0, int(trainer.state.num_input_tokens_seen)
@@ -69,11 +72,11 @@ def main() -> None:
     rt = load_runtime(resolve_model(None), "cpu")
     suite = load_suite(args.suite)
     rows = tokenize_pairs(rt, sft_pairs(rt, suite, "train", Lora.Options().system), 384)
+    dev = tokenize_pairs(rt, sft_pairs(rt, suite, "dev", Lora.Options().system), 384)
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    # no dev split in the harness run would change nothing here: eval_every is beyond max_steps
     plain, ours = [], []
     for i in range(args.repeats):  # alternate, so drift on a shared machine hits both sides alike
-        plain.append(plain_peft_trainer(rt, rows, args.steps, args.batch_size, work / f"plain{i}"))
+        plain.append(plain_peft_trainer(rt, rows, dev, args.steps, args.batch_size, work / f"plain{i}"))
         ours.append(harness_lora(rt, suite, args.steps, args.batch_size, work / f"ours{i}"))
     (plain_s, plain_tokens), (ours_s, ours_tokens, positions) = min(plain), min(ours)
     result = {"runs_plain_s": [round(x[0], 1) for x in plain], "runs_harness_s": [round(x[0], 1) for x in ours],
