@@ -4,6 +4,7 @@ wall time (adapt.wall_s, eval_wall_s), for every default strategy on both real m
 
     python benchmarks/plan_accuracy.py [--models smollm2-135m-instruct,gemma-3-270m] [--limit 6]
                                        [--gemma-steps N] [--threads 1] [--out benchmarks/results]
+                                       [--strategies a,b: re-run those cells, merged into --out's results]
 
 Each model runs in its own process (`OMP_NUM_THREADS=--threads`): first `harness.api.plan` (the
 prediction, before anything runs), then `harness.compare` on legal-qa with the same configuration
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,9 +42,9 @@ WEIGHTS = ("lora", "qlora", "dora", "full-ft")
 MEMORY_TARGET, TIME_TARGET = 0.20, 0.50
 
 
-def config(model: str, limit: int, steps: int | None, out: str) -> dict[str, Any]:
-    options = {w: {"cpu_max_steps": steps} for w in WEIGHTS} if steps else {}
-    return {"suite": "legal-qa", "model": model, "strategies": STRATEGIES, "limit": limit, "retention": False,
+def config(model: str, limit: int, steps: int | None, out: str, strategies: list[str]) -> dict[str, Any]:
+    options = {w: {"cpu_max_steps": steps} for w in WEIGHTS if w in strategies} if steps else {}
+    return {"suite": "legal-qa", "model": model, "strategies": strategies, "limit": limit, "retention": False,
             "out": out, "options": options}
 
 
@@ -93,8 +95,14 @@ def run_compare(api: Any, cfg: dict[str, Any], cells: Path, attempts: int = 3) -
     return records, failures
 
 
-def worker(model: str, limit: int, steps: int | None) -> dict[str, Any]:
-    """In this process: plan (before anything runs), then run the compare; both as dicts."""
+def worker(model: str, limit: int, steps: int | None, strategies: list[str]) -> dict[str, Any]:
+    """In this process: plan (before anything runs), then run the compare; both as dicts. The compare's
+    cells (a full fine-tune's artifact is 0.5 to 1 GB) are removed after."""
+    with tempfile.TemporaryDirectory(prefix="plan-accuracy-") as out:
+        return _worker(model, limit, steps, strategies, out)
+
+
+def _worker(model: str, limit: int, steps: int | None, strategies: list[str], out: str) -> dict[str, Any]:
     import torch
 
     import harness.api as api
@@ -102,8 +110,7 @@ def worker(model: str, limit: int, steps: int | None) -> dict[str, Any]:
     from harness.model.throughput import flops_per_second
     from harness.run.setup import prepare
 
-    out = tempfile.mkdtemp(prefix="plan-accuracy-")
-    cfg = config(model, limit, steps, out)
+    cfg = config(model, limit, steps, out, strategies)
     t0 = time.perf_counter()
     rows = api.plan(cfg)  # what `harness plan` prints: at the throughput measured by the clock, load included
     plan_s = time.perf_counter() - t0
@@ -251,26 +258,24 @@ def main() -> None:
     ap.add_argument("--gemma-steps", type=int, default=0, help="cpu_max_steps for gemma-3-270m (0: the default).")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (OMP_NUM_THREADS) of each run.")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    ap.add_argument("--strategies", default=",".join(STRATEGIES),
+                    help="A subset re-runs those cells only and merges them into the results in --out.")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print("RESULT " + json.dumps(worker(args.worker, args.limit, args.steps or None)))
+        print("RESULT " + json.dumps(worker(args.worker, args.limit, args.steps or None, args.strategies.split(","))))
         return
     load = LoadSampler()
     load.thread.start()
-    runs = []
     cache = fresh_cache()
-    for model in args.models.split(","):
-        steps = args.gemma_steps if model.startswith("gemma") else 0
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HARNESS_CACHE": cache}
-        cmd = [sys.executable, __file__, "--worker", model, "--limit", str(args.limit), "--steps", str(steps)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-        if line is None:
-            sys.exit(f"{model}: the worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-        runs.append(json.loads(line.removeprefix("RESULT ")))
+    try:
+        runs = [run_model(model, args, cache) for model in args.models.split(",")]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
     load.stop.set()
+    if args.strategies.split(",") != STRATEGIES:
+        runs = merged(json.loads((args.out / "plan_accuracy.json").read_text())["runs"], runs)
     rows = [compared(c) for run in runs for c in run["cells"] if c["measured"] is not None]
     result = {
         "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -284,6 +289,25 @@ def main() -> None:
     (args.out / "plan_accuracy.json").write_text(json.dumps(result, indent=1))
     (args.out / "plan_accuracy.md").write_text(markdown(result))
     print(markdown(result))
+
+
+def run_model(model: str, args: argparse.Namespace, cache: str) -> dict[str, Any]:
+    """One model's plan and compare, in a process of its own."""
+    steps = args.gemma_steps if model.startswith("gemma") else 0
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HARNESS_CACHE": cache}
+    cmd = [sys.executable, __file__, "--worker", model, "--limit", str(args.limit), "--steps", str(steps),
+           "--strategies", args.strategies]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"{model}: the worker failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The committed runs with the re-run cells in place of theirs (each cell keeps its own measurements)."""
+    fresh = {(r["model"], c["predicted"]["strategy"]): c for r in new for c in r["cells"]}
+    return [{**r, "cells": [fresh.get((r["model"], c["predicted"]["strategy"]), c) for c in r["cells"]]} for r in old]
 
 
 def _ram_gb() -> float:
