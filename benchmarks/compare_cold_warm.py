@@ -66,6 +66,7 @@ def main() -> None:
     print(cold.stdout[-3000:])
     if args.example:
         keep_example(work / "reports" / args.suite, args.example)
+    shutil.rmtree(work, ignore_errors=True)  # the cells and converted model: a GB or more
 
 
 def keep_example(runs: Path, dest: Path) -> None:

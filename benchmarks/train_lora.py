@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -78,6 +79,7 @@ def main() -> None:
     for i in range(args.repeats):  # alternate, so drift on a shared machine hits both sides alike
         plain.append(plain_peft_trainer(rt, rows, dev, args.steps, args.batch_size, work / f"plain{i}"))
         ours.append(harness_lora(rt, suite, args.steps, args.batch_size, work / f"ours{i}"))
+    shutil.rmtree(work, ignore_errors=True)
     (plain_s, plain_tokens), (ours_s, ours_tokens, positions) = min(plain), min(ours)
     result = {"runs_plain_s": [round(x[0], 1) for x in plain], "runs_harness_s": [round(x[0], 1) for x in ours],
               "steps": args.steps, "batch_size": args.batch_size, "plain_tokens": plain_tokens,
