@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from harness_strategies.weights import LoraOptions, lora_or_full, method_rates
 from pydantic import Field
 
-from harness.model.training import learning_rate, planned_steps, spent, step_budget
+from harness.model.training import learning_rate, planned_steps, positions_of, spent, step_budget
 from harness.strategy import (
     Adapted,
     Document,
@@ -77,11 +77,10 @@ def chain(first: TrainResult, second: TrainResult | None) -> TrainResult:
         return first
     offset = float(first.steps)
     curve = first.curve + tuple({**r, "step": r["step"] + offset} for r in second.curve)
-    positions = (None if first.logit_positions is None or second.logit_positions is None
-                 else first.logit_positions + second.logit_positions)
     return TrainResult(curve, first.train_tokens + second.train_tokens, second.best_dev_loss,
                        first.steps + second.steps, first.stopped_early or second.stopped_early,
-                       logit_positions=positions, head_trained=first.head_trained or second.head_trained)
+                       logit_positions=positions_of([first, second]),
+                       head_trained=first.head_trained or second.head_trained)
 
 
 class ContinuedPretraining:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from harness.core.records import ContinualMatrix
 from harness.data.evaluation import evaluate_task
-from harness.model.training import learning_rate, planned_steps, spent, step_budget
+from harness.model.training import learning_rate, planned_steps, positions_of, spent, step_budget
 from harness.strategy import (
     Adapted,
     ModelRuntime,
@@ -98,10 +98,8 @@ def chain(results: Sequence[TrainResult], o: Any, device: str, rows: Sequence[in
     epochs = sum(r.budget.epochs * n for r, n in zip(results, rows, strict=True) if r.budget) / max(1, sum(rows))
     budget = spent(o, device, planned_steps(o, sum(rows)), steps, early, epochs)
     # no single dev loss: each stage's is on its own task only (tuning on dev loss is refused)
-    counted = [r.logit_positions for r in results]
-    positions = None if None in counted else sum(n for n in counted if n is not None)
     return TrainResult(tuple(curve), sum(r.train_tokens for r in results), None, steps, early,
-                       budget, {"stages": float(len(results))}, logit_positions=positions,
+                       budget, {"stages": float(len(results))}, logit_positions=positions_of(results),
                        head_trained=any(r.head_trained for r in results))
 
 

@@ -96,3 +96,12 @@ def test_a_resumed_training_continues_the_count_its_checkpoint_saved(tmp_path):
     assert saved_positions(str(tmp_path)) is None
     (tmp_path / POSITIONS_FILE).write_text('{"positions": 96}')
     assert saved_positions(str(tmp_path)) == 96
+
+
+def test_trainings_in_sequence_add_their_positions_or_are_unknown():
+    from harness.model.training import TrainResult, positions_of
+
+    def run(n):
+        return TrainResult((), 10, None, 1, False, logit_positions=n)
+
+    assert positions_of([run(3), run(4)]) == 7 and positions_of([run(3), run(None)]) is None

@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -343,10 +343,15 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
             shutil.rmtree(checkpoint, ignore_errors=True)
     check_tied(model)
     budget = spent(o, device, planned_steps(o, len(train)), state, state < limit, float(trainer.state.epoch or 0.0))
-    counted = loss is not None and loss.positions is not None and not in_worker()  # a worker sees its shard only
-    positions = loss.positions if counted and loss is not None else None
+    positions = loss.positions if loss is not None and not in_worker() else None  # a worker sees its shard only
     return TrainResult(curve, tokens, best, state, stopped_early=state < limit, budget=budget,
                        logit_positions=positions, head_trained=head_trained(model))
+
+
+def positions_of(results: Sequence[TrainResult]) -> int | None:
+    """The logit positions of trainings run one after another: their sum, or None if any is unknown."""
+    counted = [r.logit_positions for r in results]
+    return None if any(n is None for n in counted) else sum(n for n in counted if n is not None)
 
 
 def head_trained(model: Any) -> bool:
