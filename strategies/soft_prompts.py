@@ -134,7 +134,7 @@ def prefixed_runtime(peft_model: Any, rt: ModelRuntime) -> ModelRuntime:
     peft_model.eval()
     model = prefixed_lm(peft_model.get_base_model(), virtual_prefix(peft_model))
     object.__setattr__(model, "trained_from", peft_model)  # not a submodule: its parameters stay out of `model`
-    return ModelRuntime(model, rt.tokenizer, rt.spec, rt.device)
+    return ModelRuntime(model, rt.tokenizer, rt.spec, rt.device, rt.compute_dtype)
 
 
 class SoftPromptOptions(TrainOptions):

@@ -153,7 +153,7 @@ class Qlora(Lora):
             import bitsandbytes  # noqa: F401
         except Exception as e:
             raise Unsupported(f"QLoRA needs bitsandbytes, which failed to import here: {e}") from None
-        compute = torch.bfloat16 if run.device.startswith("cuda") else torch.float32
+        compute = getattr(torch, base.compute_dtype)  # bf16 where the device computes in it (harness.core.precision)
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                    bnb_4bit_compute_dtype=compute)
         try:

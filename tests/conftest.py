@@ -57,6 +57,14 @@ def build_tiny_model(folder: Path, seed: int = 0, base: bool = False) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _fp32_with_the_fp32_fixtures(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test on the fp32 tiny runtimes trains and evaluates in fp32 too (HARNESS_PRECISION), whatever this
+    machine computes in by default (bf16 where its CPU has it natively: harness.core.precision)."""
+    if {"tiny_runtime", "tiny_base_runtime"} & set(request.fixturenames):
+        monkeypatch.setenv("HARNESS_PRECISION", "fp32")
+
+
 @pytest.fixture(scope="session")
 def tiny_base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny Llama behind a base tokenizer: no chat template, BOS before every text."""
@@ -65,10 +73,11 @@ def tiny_base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_base_runtime(tiny_base_model_dir: Path):
+    """fp32 whatever the machine computes in: tests of exact equivalences compare these to plain forwards."""
     from harness.model.load import load_runtime
     from harness.model.spec import resolve_model
 
-    return load_runtime(resolve_model(str(tiny_base_model_dir)), device="cpu")
+    return load_runtime(resolve_model(str(tiny_base_model_dir)), device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +90,7 @@ def tiny_runtime(tiny_model_dir: Path):
     from harness.model.load import load_runtime
     from harness.model.spec import resolve_model
 
-    return load_runtime(resolve_model(str(tiny_model_dir)), device="cpu")
+    return load_runtime(resolve_model(str(tiny_model_dir)), device="cpu", dtype="float32")
 
 
 @pytest.fixture()

@@ -36,7 +36,7 @@ def _deltas(trained, base):
 @pytest.fixture(scope="module")
 def bases(tiny_model_dir):
     spec = resolve_model(str(tiny_model_dir))
-    return load_runtime(spec, "cpu"), load_runtime(spec, "cpu", dtype="bfloat16")
+    return load_runtime(spec, "cpu", dtype="float32"), load_runtime(spec, "cpu", dtype="bfloat16")
 
 
 def test_norm_weights_move_as_in_fp32(bases, tmp_path, mini_suite, tiny_model_dir):

@@ -65,7 +65,7 @@ def test_batched_loglikelihood_equals_one_request_at_a_time(tiny_runtime):
 
 
 def test_token_batches_respect_size_and_token_budget():
-    from harness.model.runtime import _token_batches
+    from harness.model.packing import token_batches as _token_batches
 
     encoded = [([1] * n, [[1], [1, 2]]) for n in (50, 40, 30, 10, 10)]
     assert _token_batches([0, 1, 2, 3, 4], encoded, 2, 10_000) == [[0, 1], [2, 3], [4]]
@@ -100,7 +100,7 @@ def test_free_memory_bytes_reads_cuda_or_ram(monkeypatch):
 
 def test_right_padded_batches_equal_brute_force(tiny_runtime):
     """Contexts of very different lengths forced into one right-padded batch, continuations of 1 to 4 tokens."""
-    from harness.model.runtime import _token_batches
+    from harness.model.packing import token_batches as _token_batches
 
     texts = ["Pay", "Either party may terminate this agreement on ninety days notice to the other party.",
              "What is the capital of France?"]
@@ -114,7 +114,7 @@ def test_right_padded_batches_equal_brute_force(tiny_runtime):
 
 
 def test_token_batches_cap_padding():
-    from harness.model.runtime import _token_batches
+    from harness.model.packing import token_batches as _token_batches
 
     encoded = [([1] * n, [[1]]) for n in (50, 40, 30, 10, 10)]
     assert _token_batches([0, 1, 2, 3, 4], encoded, 8, 10_000, max_padding=0.25) == [[0, 1, 2], [3, 4]]
@@ -127,8 +127,8 @@ def test_packed_and_copied_continuations_equal_brute_force(tiny_runtime, monkeyp
     fallback give the same log-probs as a plain forward over context + continuation."""
     from harness.model import runtime
     packed = []
-    pack = runtime._pack_continuations
-    monkeypatch.setattr(runtime, "_pack_continuations", lambda *a: packed.append(1) or pack(*a))
+    pack = runtime.pack_continuations
+    monkeypatch.setattr(runtime, "pack_continuations", lambda *a: packed.append(1) or pack(*a))
     if attention == "copied-cache":
         monkeypatch.setattr(runtime, "_MASKABLE", ())
     else:
@@ -165,3 +165,15 @@ def test_automatic_batch_size_gives_the_same_results(tiny_runtime, monkeypatch):
     assert auto_nll == pytest.approx([s for s, _ in tiny_runtime.token_nll(texts, 1)], abs=1e-3)
     longest = max(len(tiny_runtime.encode(t)) for t in texts)
     assert chosen[0] == (2 * 40) // (longest + 5) > 1  # generation: rows of the longest prompt + 5 new tokens
+
+
+def test_packed_row_holds_only_tokens_whose_output_is_scored():
+    """A continuation's last token predicts nothing scored and a one-token continuation is scored from its
+    context's last logit, so the packed row holds tokens 1..n-1 of each continuation, each predicting the next."""
+    from harness.model.packing import pack_continuations
+
+    ids, pos, seg, target = pack_continuations([([5, 6, 7], [[10], [11, 12, 13], [14, 15]])], pad=0, device="cpu")
+    assert ids.tolist() == [[11, 12, 14]]
+    assert target.tolist() == [[12, 13, 15]]
+    assert pos.tolist() == [[3, 4, 3]]
+    assert seg.tolist() == [[1, 1, 2]]

@@ -10,6 +10,7 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from harness.core.precision import compute_dtype
 from harness.core.records import Provenance
 from harness.core.version import __version__
 
@@ -70,4 +71,5 @@ def provenance(device: str, started_at: str, trust_remote_code: bool = False) ->
         started_at=started_at,
         finished_at=now(),
         trust_remote_code=trust_remote_code,
+        compute_dtype=compute_dtype(device),
     )

@@ -205,6 +205,8 @@ class Provenance:
     finished_at: str
     trust_remote_code: bool = False
     """Whether model code from the model folder was allowed to run (off unless the user asked)."""
+    compute_dtype: str | None = None
+    """What the models computed in: float32, or bfloat16 (bf16 weights and autocast; harness.core.precision)."""
 
 
 @dataclass(frozen=True)

@@ -82,14 +82,17 @@ def pick_device() -> str:
 
 
 def base_dtype(device: str) -> str:
-    """The dtype the base model is loaded in: bf16 on CUDA, fp32 on CPU (bf16 is slower there)."""
-    return "bfloat16" if device.startswith("cuda") else "float32"
+    """The dtype the base model is loaded and computed in: bf16 where the device's matmuls have native
+    bf16, else fp32 (harness.core.precision)."""
+    from harness.core.precision import compute_dtype
+
+    return compute_dtype(device)
 
 
 def load_runtime(spec: ModelSpec, device: str | None = None, trust_remote_code: bool = False,
                  dtype: str | None = None) -> ModelRuntime:
-    """Load weights and tokenizer into a ModelRuntime (bf16 on GPU, fp32 on CPU; `dtype` overrides, e.g.
-    to run the GPU configuration on a CPU)."""
+    """Load weights and tokenizer into a ModelRuntime computing in `base_dtype` (`dtype` overrides, e.g.
+    to run the GPU configuration on a CPU without native bf16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -99,7 +102,8 @@ def load_runtime(spec: ModelSpec, device: str | None = None, trust_remote_code: 
     hf_logging.disable_progress_bar()
 
     device = device or pick_device()
-    torch_dtype = getattr(torch, dtype or base_dtype(device))
+    dtype = dtype or base_dtype(device)
+    torch_dtype = getattr(torch, dtype)
     where = local_weights(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
@@ -108,4 +112,4 @@ def load_runtime(spec: ModelSpec, device: str | None = None, trust_remote_code: 
         raise HarnessError(f"cannot load model {spec.ref!r}: {str(e).splitlines()[0]}") from None
     model.to(device)  # type: ignore[arg-type]  # transformers' stub types `to` as a decorator
     model.eval()
-    return ModelRuntime(model, tokenizer, spec=spec, device=device)
+    return ModelRuntime(model, tokenizer, spec=spec, device=device, compute_dtype=dtype)

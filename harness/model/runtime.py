@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.core.precision import autocast
 from harness.core.records import Prompt
 from harness.model.memory import auto_batch_size
+from harness.model.packing import pack_continuations, packed_attention, token_batches
 
 if TYPE_CHECKING:
     from harness.model.spec import ModelSpec
@@ -52,63 +54,6 @@ _MASKABLE = ("sdpa", "eager")
 """Attention implementations that take a custom 4D mask as is: boolean for sdpa, additive for eager."""
 
 
-def _pack_continuations(items: list[tuple[list[int], list[list[int]]]], pad: int, device: str) -> tuple[Any, Any, Any]:
-    """Each item's continuations end to end in one row: token ids, position ids (each continuation
-    starts at its context's length) and the continuation index of every slot (-1 for padding)."""
-    import torch
-
-    width = max(sum(len(c) for c in conts) for _, conts in items)
-    ids = torch.full((len(items), width), pad, dtype=torch.long)
-    pos = torch.zeros((len(items), width), dtype=torch.long)
-    seg = torch.full((len(items), width), -1, dtype=torch.long)
-    for b, (ctx, conts) in enumerate(items):
-        start = 0
-        for j, cont in enumerate(conts):
-            end = start + len(cont)
-            ids[b, start:end] = torch.tensor(cont)
-            pos[b, start:end] = torch.arange(len(ctx), len(ctx) + len(cont))
-            seg[b, start:end] = j
-            start = end
-    return ids.to(device), pos.to(device), seg.to(device)
-
-
-def _packed_attention(ctx_mask: Any, seg: Any) -> Any:
-    """(rows, packed, context + packed) booleans: a slot sees its context's real tokens, and the
-    earlier slots of its own continuation (padding slots see the context only)."""
-    import torch
-
-    n = seg.shape[1]
-    causal = torch.ones(n, n, dtype=torch.bool, device=seg.device).tril()
-    own = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0) & causal
-    return torch.cat([ctx_mask[:, None, :].expand(-1, n, -1), own], dim=2)
-
-
-def _fits(cur: list[int], i: int, encoded: list[tuple[list[int], list[list[int]]]], max_tokens: int,
-          max_padding: float) -> bool:
-    """Whether request `i` may join batch `cur` (longest context first) within the token and padding budgets."""
-    width = len(encoded[cur[0]][0])  # the longest context of the batch is its first
-    rows = sum(len(encoded[j][1]) for j in cur) + len(encoded[i][1])
-    cont_w = max(len(c) for j in [*cur, i] for c in encoded[j][1])
-    real = sum(len(encoded[j][0]) for j in [*cur, i])
-    return ((len(cur) + 1) * width <= max_tokens and rows * (width + cont_w) <= max_tokens
-            and (len(cur) + 1) * width <= (1 + max_padding) * real)
-
-
-def _token_batches(order: list[int], encoded: list[tuple[list[int], list[list[int]]]], batch_size: int,
-                   max_tokens: int, max_padding: float = float("inf")) -> list[list[int]]:
-    """Consecutive groups of `order` (longest context first) of at most `batch_size` requests whose
-    padded width times rows (contexts, or continuations with their context) stays within `max_tokens`
-    and whose context padding stays within `max_padding` times their real context tokens."""
-    batches: list[list[int]] = []
-    for i in order:
-        cur = batches[-1] if batches else None
-        if cur is not None and len(cur) < batch_size and _fits(cur, i, encoded, max_tokens, max_padding):
-            cur.append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
 def _log_softmax(logits: Any) -> Any:
     """log-softmax in fp32 as x - logsumexp(x): over a 262k vocabulary torch.log_softmax is off by up to
     6e-5 per token, this by under 1e-6."""
@@ -133,11 +78,14 @@ def start_of_sequence(tokenizer: Any) -> list[int]:
 class ModelRuntime:
     """A causal LM and its tokenizer on one device, with batched generate and loglikelihood."""
 
-    def __init__(self, model: Any, tokenizer: Any, spec: ModelSpec | None = None, device: str = "cpu"):
+    def __init__(self, model: Any, tokenizer: Any, spec: ModelSpec | None = None, device: str = "cpu",
+                 compute_dtype: str = "float32"):
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
         self.device = device
+        self.compute_dtype = compute_dtype
+        """float32, or bfloat16: every forward runs under bf16 autocast (harness.core.precision)."""
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.chat = bool(getattr(tokenizer, "chat_template", None))
@@ -222,7 +170,7 @@ class ModelRuntime:
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
         stop = self._stop_ids()
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.compute_dtype):
             seqs = self.model.generate(
                 input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                 eos_token_id=stop, pad_token_id=pad, top_p=None, top_k=None, temperature=None, **strings,
@@ -255,7 +203,7 @@ class ModelRuntime:
             batch_size = 1  # the copied-cache path cannot shift a padded row's window: no padding
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]), reverse=True)
         out: list[Scored | None] = [None] * len(encoded)
-        for idx in _token_batches(order, encoded, batch_size, max_batch_tokens, max_padding):
+        for idx in token_batches(order, encoded, batch_size, max_batch_tokens, max_padding):
             for i, scored in zip(idx, self._score_batch([encoded[i] for i in idx]), strict=True):
                 out[i] = scored
         return [s for s in out if s is not None]
@@ -279,7 +227,7 @@ class ModelRuntime:
         keep, where = torch.unique(last, return_inverse=True)  # logits only at each context's last token
         rows = [(b, cont) for b, (_, conts) in enumerate(items) for cont in conts]
         t0 = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.compute_dtype):
             first = self.model(input_ids=ids, use_cache=True, logits_to_keep=keep, **self._context_cache())
             head = _log_softmax(first.logits[torch.arange(len(items), device=self.device), where])
             tails = self._tail_logprobs(first.cache, items, mask, rows)
@@ -344,19 +292,19 @@ class ModelRuntime:
         at the context's length for each. Nothing is copied per continuation."""
         import torch
 
-        ids, pos, seg = _pack_continuations(items, self.tokenizer.pad_token_id, self.device)
-        masks = self._packed_masks(_packed_attention(ctx_mask.bool(), seg)[:, None], pos)
+        ids, pos, seg, target = pack_continuations(items, self.tokenizer.pad_token_id, self.device)
+        masks = self._packed_masks(packed_attention(ctx_mask.bool(), seg)[:, None], pos)
         if additive:  # eager attention adds the mask to its scores
             dtype = self.model.dtype
             masks = {k: torch.zeros(m.shape, dtype=dtype, device=self.device).masked_fill(~m, torch.finfo(dtype).min)
                      for k, m in masks.items()}
         mask: Any = masks if len(masks) > 1 else masks["full_attention"]
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache)
-        valid = (seg[:, 1:] == seg[:, :-1]) & (seg[:, 1:] >= 0)  # a token predicted by its own continuation
-        logits = out.logits[:, :-1][valid].float()  # token j of a continuation is predicted at position j - 1
-        logp = logits.gather(-1, ids[:, 1:][valid][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+        valid = seg >= 0  # slot j of a continuation predicts its token j + 1
+        logits = out.logits[valid].float()
+        logp = logits.gather(-1, target[valid][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
         first_row = torch.tensor([0] + [len(conts) for _, conts in items[:-1]], device=self.device).cumsum(0)
-        row = (first_row[:, None] + seg)[:, 1:][valid]
+        row = (first_row[:, None] + seg)[valid]
         n_rows = sum(len(conts) for _, conts in items)
         return torch.zeros(n_rows, device=self.device).index_add_(0, row, logp)
 
@@ -380,21 +328,26 @@ class ModelRuntime:
         return (logp * cont_mask[:, 1:]).sum(-1)
 
     def token_nll(self, texts: Sequence[str], batch_size: int | None = 8) -> list[tuple[float, int]]:
-        """(summed negative log-likelihood, number of predicted tokens) for each text."""
-        import torch
-
+        """(summed negative log-likelihood, number of predicted tokens) for each text; texts are batched
+        longest first, so a batch's rows have similar lengths and little padding."""
         encoded = [self.encode(t) for t in texts]
         batch_size = self.batch_for(batch_size, max(map(len, encoded), default=1), all_logits=True)
-        out = []
-        for start in range(0, len(texts), batch_size):
-            batch = encoded[start : start + batch_size]
-            width = max(len(b) for b in batch)
-            pad = self.tokenizer.pad_token_id
-            ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=self.device)
-            mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=self.device)
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = _log_softmax(logits[:, :-1]).gather(-1, ids[:, 1:, None])[..., 0]
-            for row, b in zip(logp, batch, strict=True):
-                out.append((float(-row[: len(b) - 1].sum()), len(b) - 1))
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        out = [(0.0, 0)] * len(encoded)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i, nll in zip(idx, self._nll_batch([encoded[i] for i in idx]), strict=True):
+                out[i] = (nll, len(encoded[i]) - 1)
         return out
+
+    def _nll_batch(self, batch: list[list[int]]) -> list[float]:
+        import torch
+
+        width, pad = max(len(b) for b in batch), self.tokenizer.pad_token_id
+        ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=self.device)
+        mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=self.device)
+        with torch.inference_mode(), autocast(self.device, self.compute_dtype):
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            picked = logits.gather(-1, ids[:, 1:, None])[..., 0]
+            nll = (torch.logsumexp(logits, dim=-1) - picked) * mask[:, 1:]  # log-softmax without a vocabulary-wide copy
+        return nll.sum(-1).tolist()

@@ -1,6 +1,7 @@
-"""What this machine computes per second, measured once and cached: the dense matmul throughput (fp32
-on a CPU, bf16 on CUDA) that prices work in FLOPs (harness.decide.cost, the `work` basis) and turns a
-plan's FLOPs into predicted time. A few seconds of micro-benchmark the first time; a lookup after."""
+"""What this machine computes per second, measured once and cached: the dense matmul throughput in the
+device's compute precision (harness.core.precision: bf16 on CUDA and on a CPU with native bf16, else
+fp32) that prices work in FLOPs (harness.decide.cost, the `work` basis) and turns a plan's FLOPs into
+predicted time. A few seconds of micro-benchmark the first time; a lookup after."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from typing import Any
 
 from harness.core.cache import atomic_write_text, cache_root, stable_hash
+from harness.core.precision import compute_dtype
 
 
 def _machine_key(device: str) -> str:
@@ -17,15 +19,15 @@ def _machine_key(device: str) -> str:
 
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor()
     return stable_hash({"node": platform.node(), "machine": platform.machine(), "name": name, "device": device,
-                        "threads": torch.get_num_threads(), "torch": torch.__version__})
+                        "threads": torch.get_num_threads(), "torch": torch.__version__, "dtype": compute_dtype(device)})
 
 
 def _measure(device: str, seconds: float = 1.0) -> float:
-    """Sustained FLOP/s of square matmuls (1024 on CPU in fp32, 8192 on CUDA in bf16)."""
+    """Sustained FLOP/s of square matmuls in the compute precision (1024 on CPU, 8192 on CUDA)."""
     import torch
 
     cuda = device.startswith("cuda")
-    n, dtype = (8192, torch.bfloat16) if cuda else (1024, torch.float32)
+    n, dtype = (8192 if cuda else 1024), getattr(torch, compute_dtype(device))
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if cuda else (lambda: None)

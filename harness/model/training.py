@@ -65,7 +65,8 @@ class LoopOptions(StrategyOptions):
 
     precision: Literal["auto", "fp32", "bf16-mixed"] = Field(
         "auto", description="bf16-mixed: trainable weights kept in fp32 (the optimizer's master copy) and compute "
-        "autocast to bf16; auto: bf16-mixed on CUDA, fp32 on CPU.")
+        "autocast to bf16; auto: bf16-mixed where the device computes in bf16 (CUDA, a CPU with native bf16), "
+        "else fp32.")
 
 
 def step_budget(o: LoopOptions, device: str, rows: int | None = None) -> int:
@@ -89,9 +90,11 @@ def learning_rate(o: LoopOptions, device: str) -> float:
 
 
 def precision(o: LoopOptions, device: str) -> str:
-    """fp32 or bf16-mixed, `auto` resolved by device."""
+    """fp32 or bf16-mixed, `auto` resolved by the device's compute precision (harness.core.precision)."""
     if o.precision == "auto":
-        return "bf16-mixed" if device.startswith("cuda") else "fp32"
+        from harness.core.precision import compute_dtype
+
+        return "bf16-mixed" if compute_dtype(device) == "bfloat16" else "fp32"
     return o.precision
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from harness.core.cache import stable_hash
 from harness.core.digest import harness_code, library_versions, module_code
 from harness.core.errors import HarnessError
+from harness.core.precision import compute_dtype
 from harness.core.provenance import now
 from harness.core.records import SCHEMA_VERSION
 from harness.data.catalog import load_suite
@@ -63,12 +64,13 @@ class Plan:
 def cell_id(suite: Suite, model: ModelSpec, strategy: str, options: dict[str, Any], seed: int,
             limit: int | None, retention: Suite | None = None, device: str = "cpu", code: str = "") -> str:
     """The hash of everything that determines a cell's result: the inputs, the strategy's own code
-    (`code`, see `strategy_code`), the harness code on the evaluation path and the versions of the
-    libraries that compute (harness.core.digest)."""
+    (`code`, see `strategy_code`), the harness code on the evaluation path, the device's compute
+    precision (harness.core.precision) and the versions of the libraries that compute (harness.core.digest)."""
     return stable_hash({
         "schema": SCHEMA_VERSION, "suite": suite.data_hash, "model": model.identity,
         "strategy": strategy, "options": options, "seed": seed, "limit": limit,
         "retention": retention.data_hash if retention else None, "device": device.split(":")[0],
+        "dtype": compute_dtype(device),
         "code": [harness_code(), code], "versions": library_versions(),
     })
 

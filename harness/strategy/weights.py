@@ -168,7 +168,7 @@ def train_weights(strategy: Trainable, run: RunContext, suite: Suite, *, train: 
     base = run.load_base()
     set_seed(run.seed)  # adapter init (peft draws from the global RNG) must not depend on earlier cells
     model = strategy.trainable_model(run, base)
-    rt = ModelRuntime(model, base.tokenizer, base.spec, base.device)
+    rt = ModelRuntime(model, base.tokenizer, base.spec, base.device, base.compute_dtype)
     new_docs = update_documents(suite, strategy.options.update_docs)
     first, update_suite = split_by_documents(suite, new_docs)
     call = TrainCall(run, model, rt, first, run.work_dir / "train", strategy.options,

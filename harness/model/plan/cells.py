@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.core.precision import compute_dtype
 from harness.model.plan.footprint import GB, Footprint, Method, Shapes, footprint
 from harness.model.plan.methods import method_for
 from harness.model.plan.shape import ModelShape, config_of, converted_folder, shape_of, tokenizer_of
@@ -151,10 +152,10 @@ def plan_cell(inputs: ModelPlanInputs, strategy: str, family: str, options: dict
                             method.virtual_tokens, method.all_logits)
     if eval_batch is None:
         work, shapes = _auto_batch(inputs, strategy, options, cap, trains, system, method, shapes.eval_seq)
-    memory = footprint(shape, method, shapes, cuda=cap.device == "cuda")
+    bf16 = compute_dtype(cap.device) == "bfloat16"
+    memory = footprint(shape, method, shapes, cuda=cap.device == "cuda", bf16=bf16)
     memory = replace(memory, notes=memory.notes + inputs.notes)
-    timing = None if flops_per_s is None else predict_time(shape, method, work, flops_per_s,
-                                                           2 if cap.device == "cuda" else 4)
+    timing = None if flops_per_s is None else predict_time(shape, method, work, flops_per_s, 2 if bf16 else 4)
     fits, reason = verdict(memory.peak, cap)
     if method.approximate and not fits:
         fits, reason = True, f"run anyway: {reason}, but {method.note}"
@@ -166,7 +167,7 @@ def _auto_batch(inputs: ModelPlanInputs, strategy: str, options: dict[str, Any],
                 system: int, method: Method, seq: int) -> tuple[Workload, Any]:
     """--batch-size auto: the most rows (at most 64) whose KV cache at the longest row fits in half the memory
     (harness.model.memory.auto_batch_size)."""
-    per_token = inputs.shape.kv_bytes_per_token(2 if cap.device == "cuda" else 4)
+    per_token = inputs.shape.kv_bytes_per_token(2 if compute_dtype(cap.device) == "bfloat16" else 4)
     batch = max(1, min(64, int((cap.free or cap.bytes) * 0.5) // max(1, per_token * max(1, seq))))
     return workload(inputs.tokens, strategy, options, cap.device, batch, trains, system, method.virtual_tokens,
                     method.all_logits)

@@ -15,7 +15,8 @@ kv = kv heads x head dim, V vocabulary, e bytes per saved activation: 4 in fp32,
   `torch.cuda.max_memory_allocated` does not count (CUDA_RUNTIME_BYTES); plus, once a cell has loaded
   the sentence embedder (few-shot by similarity, RAG), its libraries and weights (EMBEDDER_BYTES), kept
   by the process for the cells after it.
-- weights: the shared base model the runner keeps loaded (fp32 on CPU, bf16 on CUDA) plus, for a
+- weights: the shared base model the runner keeps loaded (in the device's compute precision: bf16 on
+  CUDA and on a CPU with native bf16, else fp32) plus, for a
   weight strategy, the copy it trains (harness copies the base; QLoRA loads a 4-bit NF4 copy:
   0.5 byte per linear weight plus 1/64 for the block scales, its embeddings upcast to fp32 by peft's
   prepare_model_for_kbit_training; on a CPU the full-precision checkpoint it quantizes from stays
@@ -210,9 +211,10 @@ def logits_bytes(shape: ModelShape, batch: int, seq: int, autocast: bool) -> flo
     return batch * seq * shape.vocab * (3 * 4 + (2 if autocast else 0))
 
 
-def weight_bytes(shape: ModelShape, method: Method, cuda: bool) -> float:
-    """The base the runner keeps loaded, plus the trained copy (module docstring)."""
-    dtype = 2 if cuda else 4
+def weight_bytes(shape: ModelShape, method: Method, cuda: bool, bf16: bool | None = None) -> float:
+    """The base the runner keeps loaded, plus the trained copy (module docstring); `bf16`: the base in
+    bf16 (default: on CUDA)."""
+    dtype = 2 if (cuda if bf16 is None else bf16) else 4
     base = shape.params * dtype
     if not method.copy:
         return float(base)
@@ -224,13 +226,15 @@ def weight_bytes(shape: ModelShape, method: Method, cuda: bool) -> float:
     return float(base + frozen * dtype + method.trainable * 4)
 
 
-def footprint(shape: ModelShape, method: Method, shapes: Shapes, cuda: bool = False) -> Footprint:
-    """The predicted peak memory of one cell (module docstring)."""
-    autocast = cuda  # bf16-mixed on CUDA, fp32 on CPU (harness.model.training.precision)
+def footprint(shape: ModelShape, method: Method, shapes: Shapes, cuda: bool = False, bf16: bool | None = None
+              ) -> Footprint:
+    """The predicted peak memory of one cell (module docstring); `bf16`: the device computes in bf16 (a bf16
+    base, bf16-mixed training; harness.core.precision), by default on CUDA."""
+    autocast = cuda if bf16 is None else bf16
     e = 2 if autocast else 4
     runtime = (CUDA_RUNTIME_BYTES if cuda else CPU_RUNTIME_BYTES) + (EMBEDDER_BYTES if method.embedder else 0)
-    weights = weight_bytes(shape, method, cuda)
-    eval_terms = {"runtime": runtime, "weights": weights, "kv cache": _kv(shape, shapes, cuda),
+    weights = weight_bytes(shape, method, cuda, autocast)
+    eval_terms = {"runtime": runtime, "weights": weights, "kv cache": _kv(shape, shapes, autocast),
                   "eval work": _eval_work(shape, shapes, e)}
     train_terms: dict[str, float] = {}
     if method.trainable:
@@ -255,8 +259,8 @@ def footprint(shape: ModelShape, method: Method, shapes: Shapes, cuda: bool = Fa
     return Footprint(train_terms, eval_terms, (method.note,) if method.note else ())
 
 
-def _kv(shape: ModelShape, shapes: Shapes, cuda: bool) -> float:
-    return float(shapes.eval_batch * shapes.eval_seq * shape.kv_bytes_per_token(2 if cuda else 4))
+def _kv(shape: ModelShape, shapes: Shapes, bf16: bool) -> float:
+    return float(shapes.eval_batch * shapes.eval_seq * shape.kv_bytes_per_token(2 if bf16 else 4))
 
 
 def _eval_work(shape: ModelShape, shapes: Shapes, e: int) -> float:

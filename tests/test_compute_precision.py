@@ -1,0 +1,68 @@
+"""The device's compute precision (harness.core.precision): bf16 where matmuls have it natively, fp32
+elsewhere, overridable, part of every cell's id, and applied by the runtime to whatever model it
+evaluates (a fine-tune's fp32 master weights are evaluated in bf16 like the base)."""
+
+import pytest
+import torch
+
+from harness.core.errors import HarnessError
+from harness.core.precision import autocast, compute_dtype
+from harness.model.runtime import ModelRuntime
+from harness.model.spec import resolve_model
+from harness.model.training import LoopOptions, precision
+from harness.run.plan import cell_id
+
+
+def test_override_and_cuda(monkeypatch):
+    monkeypatch.setenv("HARNESS_PRECISION", "fp32")
+    assert compute_dtype("cpu") == compute_dtype("cuda:0") == "float32"
+    monkeypatch.setenv("HARNESS_PRECISION", "bf16")
+    assert compute_dtype("cpu") == "bfloat16"
+    monkeypatch.setenv("HARNESS_PRECISION", "auto")
+    assert compute_dtype("cuda") == "bfloat16"
+    monkeypatch.setenv("HARNESS_PRECISION", "fp16")
+    with pytest.raises(HarnessError, match="HARNESS_PRECISION"):
+        compute_dtype("cpu")
+
+
+def test_training_precision_follows_the_device(monkeypatch):
+    monkeypatch.setenv("HARNESS_PRECISION", "bf16")
+    assert precision(LoopOptions(), "cpu") == "bf16-mixed"
+    monkeypatch.setenv("HARNESS_PRECISION", "fp32")
+    assert precision(LoopOptions(), "cpu") == "fp32"
+    assert precision(LoopOptions(precision="bf16-mixed"), "cpu") == "bf16-mixed"  # an explicit option wins
+
+
+def test_precision_is_part_of_the_cell_id(monkeypatch, mini_suite, tiny_model_dir):
+    model = resolve_model(str(tiny_model_dir))
+    ids = set()
+    for wanted in ("fp32", "bf16"):
+        monkeypatch.setenv("HARNESS_PRECISION", wanted)
+        ids.add(cell_id(mini_suite, model, "zero-shot", {}, 0, None))
+    assert len(ids) == 2
+
+
+def test_autocast_only_for_bf16():
+    x = torch.randn(4, 8)
+    w = torch.randn(8, 8)
+    with autocast("cpu", "float32"):
+        assert (x @ w).dtype == torch.float32
+    with autocast("cpu", "bfloat16"):
+        assert (x @ w).dtype == torch.bfloat16
+
+
+def test_runtime_scores_fp32_weights_in_its_compute_precision(tiny_runtime):
+    """A runtime computing in bf16 evaluates an fp32 model (a full fine-tune's master weights) under bf16
+    autocast: its log-probs and NLLs are bf16's (close to fp32's, not equal), its greedy text the same."""
+    bf16 = ModelRuntime(tiny_runtime.model, tiny_runtime.tokenizer, tiny_runtime.spec, "cpu", "bfloat16")
+    requests = [("Either party may terminate", [" on notice", " Paris"]), ("Pay", [" all invoices"])]
+    exact = [lp for s in tiny_runtime.loglikelihood_batch(requests) for lp in s.logprobs]
+    mixed = [lp for s in bf16.loglikelihood_batch(requests) for lp in s.logprobs]
+    assert mixed != exact
+    assert mixed == pytest.approx(exact, rel=0.02, abs=0.05)
+    texts = ["Either party may terminate this agreement.", "Pay all invoices within thirty days."]
+    nll_exact = [s for s, _ in tiny_runtime.token_nll(texts)]
+    nll_mixed = [s for s, _ in bf16.token_nll(texts)]
+    assert nll_mixed != nll_exact
+    assert nll_mixed == pytest.approx(nll_exact, rel=0.02)
+    assert next(tiny_runtime.model.parameters()).dtype == torch.float32  # the weights are not touched
