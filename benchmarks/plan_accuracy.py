@@ -58,13 +58,16 @@ def measured(rec: Any) -> dict[str, Any]:
             "steps": a.budget.steps if a and a.budget else 0, "train_tokens": a.train_tokens if a else 0}
 
 
-def cpu_peak_flops(seconds: float = 0.7) -> float:
-    """The matmul throughput harness.model.throughput measures (1024 x 1024 fp32), timed by this process's
-    CPU time instead of the clock: what the threads get when they run, whatever else the machine runs."""
+def cpu_peak_flops(seconds: float = 0.7, dtype: str | None = None) -> float:
+    """The matmul throughput harness.model.throughput measures (1024 x 1024, in `dtype`, by default the CPU's
+    compute precision), timed by this process's CPU time instead of the clock: what the threads get when
+    they run, whatever else the machine runs."""
     import torch
 
-    n = 1024
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    from harness.core.precision import compute_dtype
+
+    n, kind = 1024, getattr(torch, dtype or compute_dtype("cpu"))
+    a, b = torch.randn(n, n, dtype=kind), torch.randn(n, n, dtype=kind)
     best = 0.0
     for _ in range(5):
         c0, runs = time.process_time(), 0

@@ -155,7 +155,8 @@ def plan_cell(inputs: ModelPlanInputs, strategy: str, family: str, options: dict
     bf16 = compute_dtype(cap.device) == "bfloat16"
     memory = footprint(shape, method, shapes, cuda=cap.device == "cuda", bf16=bf16)
     memory = replace(memory, notes=memory.notes + inputs.notes)
-    timing = None if flops_per_s is None else predict_time(shape, method, work, flops_per_s, 2 if bf16 else 4)
+    timing = None if flops_per_s is None else predict_time(shape, method, work, flops_per_s,
+                                                           "bfloat16" if bf16 else "float32")
     fits, reason = verdict(memory.peak, cap)
     if method.approximate and not fits:
         fits, reason = True, f"run anyway: {reason}, but {method.note}"
