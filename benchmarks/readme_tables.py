@@ -1,7 +1,8 @@
 """The README's generated figures, from committed results, never typed by hand: the example run's
 decision card and "Measured here" table (reports/example/report.json, written by `make example`, and
-benchmarks/results/compare_cold_warm.json, the same run timed), and the scoring agreement with
-lm-evaluation-harness on both real models (benchmarks/results/mc_vs_lmeval*.json).
+benchmarks/results/compare_cold_warm.json, the same run timed), the scoring agreement with
+lm-evaluation-harness on both real models (benchmarks/results/mc_vs_lmeval*.json), and the default
+compare in fp32 against bf16 (benchmarks/results/cpu_precision.json).
 
     python benchmarks/readme_tables.py            # print the block
     python benchmarks/readme_tables.py --write    # replace the block in README.md
@@ -22,9 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "reports" / "example" / "report.json"
 TIMING = ROOT / "benchmarks" / "results" / "compare_cold_warm.json"
 README = ROOT / "README.md"
+PRECISION = ROOT / "benchmarks" / "results" / "cpu_precision.json"
+"""benchmarks/cpu_precision.py: the default compare in fp32 and in bf16, side by side."""
 MC = tuple(ROOT / "benchmarks" / "results" / f"{name}.json" for name in ("mc_vs_lmeval", "mc_vs_lmeval_gemma"))
 """benchmarks/mc_vs_lmeval.py on the default model and on Gemma-3-270M (`--model gemma-3-270m --name ...`)."""
-BLOCKS = ("example-card", "measured-default", "mc-agreement")
+BLOCKS = ("example-card", "measured-default", "mc-agreement", "cpu-precision")
 """Generated blocks, each between `<!-- NAME:begin ... -->` and `<!-- NAME:end -->` in README.md."""
 
 
@@ -113,6 +116,24 @@ def mc_rows(results: list[dict[str, Any]]) -> str:
     return "\n".join([head, *rows])
 
 
+def precision_rows(res: dict[str, Any]) -> str:
+    """fp32 against bf16 on the default compare: wall time, decision, and each strategy's paired difference."""
+    runs = res["runs"]
+    picks = runs["fp32"]["pick"], runs["bf16"]["pick"]
+    same = "the same decision" if picks[0] == picks[1] else "different decisions"
+    lines = [f"`{res['command']}` ({res['machine']}): the default compare from an empty cache took "
+             f"{runs['fp32']['wall_s']:.0f} s in fp32 and {runs['bf16']['wall_s']:.0f} s in bf16, with {same} "
+             f"({picks[0]}, {picks[1]}). Each strategy's score and the paired difference on the same items:", "",
+             "| strategy | fp32 | bf16 | bf16 - fp32 [95%] | same output text | forgetting pt fp32 / bf16 | "
+             "adapt s fp32 / bf16 |", "|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        f, b = r["fp32"], r["bf16"]
+        lines.append(f"| {r['strategy']} | {interval(f['score'])} | {interval(b['score'])} | {interval(r['diff'])} | "
+                     f"{r['same_output']:.0%} | {number(f['forgetting_pt'], 1)} / {number(b['forgetting_pt'], 1)} | "
+                     f"{number(f['adapt_s'], 0)} / {number(b['adapt_s'], 0)} |")
+    return "\n".join(lines)
+
+
 def replaced(readme: str, name: str, text: str) -> str:
     """`readme` with block `name` holding `text`."""
     if begin(name) not in readme or end(name) not in readme:
@@ -127,7 +148,8 @@ def generated(readme: str) -> str:
     report, timing = json.loads(EXAMPLE.read_text()), json.loads(TIMING.read_text())
     for name, make in zip(BLOCKS[:2], (card, block), strict=True):
         readme = replaced(readme, name, make(report, timing))
-    return replaced(readme, "mc-agreement", mc_rows([json.loads(p.read_text()) for p in MC if p.exists()]))
+    readme = replaced(readme, "mc-agreement", mc_rows([json.loads(p.read_text()) for p in MC if p.exists()]))
+    return replaced(readme, "cpu-precision", precision_rows(json.loads(PRECISION.read_text())))
 
 
 def main() -> None:
