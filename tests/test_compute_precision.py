@@ -66,3 +66,18 @@ def test_runtime_scores_fp32_weights_in_its_compute_precision(tiny_runtime):
     assert nll_mixed != nll_exact
     assert nll_mixed == pytest.approx(nll_exact, rel=0.02)
     assert next(tiny_runtime.model.parameters()).dtype == torch.float32  # the weights are not touched
+
+
+def test_a_bf16_cpu_plan_says_its_training_peaks_run_high(monkeypatch, tmp_path, mini_suite_dir, tiny_model_dir):
+    """Until the activation model holds under CPU autocast, a bf16 CPU plan of a weight cell carries the
+    measured caution; an fp32 plan and a context cell do not."""
+    import harness.api as api
+    from harness.model.plan.cells import BF16_CPU_CAUTION
+
+    config = {"suite": str(mini_suite_dir), "model": str(tiny_model_dir), "strategies": ["zero-shot", "lora"],
+              "out": str(tmp_path / "reports")}
+    for wanted, expect in (("bf16", True), ("fp32", False)):
+        monkeypatch.setenv("HARNESS_PRECISION", wanted)
+        rows = {r.strategy: r for r in api.plan(config)}
+        assert (BF16_CPU_CAUTION in rows["lora"].memory.notes) == expect
+        assert BF16_CPU_CAUTION not in rows["zero-shot"].memory.notes
