@@ -147,10 +147,13 @@ def fit(trainer: Any) -> list[dict[str, Any]]:
     """Run a TRL trainer quietly, with the harness's step progress; its log history."""
     from transformers.trainer_callback import PrinterCallback
 
+    from harness.core.precision import without_amp_wrapper
+
     trainer.remove_callback(PrinterCallback)
     if _step_hooks.get():
         trainer.add_callback(_step_callback(_step_hooks.get()))
     trainer.train()
+    without_amp_wrapper(trainer.model)  # evaluation applies the device's precision itself
     return list(trainer.state.log_history)
 
 

@@ -81,3 +81,26 @@ def test_a_bf16_cpu_plan_says_its_training_peaks_run_high(monkeypatch, tmp_path,
         rows = {r.strategy: r for r in api.plan(config)}
         assert (BF16_CPU_CAUTION in rows["lora"].memory.notes) == expect
         assert BF16_CPU_CAUTION not in rows["zero-shot"].memory.notes
+
+
+def test_bf16_mixed_training_leaves_the_model_its_own_forward(monkeypatch, tmp_path, mini_suite, tiny_model_dir):
+    """The Trainer's accelerate wraps the trained model's forward in autocast and converts every output to
+    fp32; evaluation applies the precision itself, so after training the model's forward is its own again
+    (under bf16 weights its logits stay bf16 instead of being copied to fp32)."""
+    from harness.model.load import load_runtime
+    from harness.strategy.protocol import RunContext
+    from harness.strategy.registry import Registry
+
+    monkeypatch.setenv("HARNESS_PRECISION", "bf16")
+    spec = resolve_model(str(tiny_model_dir))
+    rt = load_runtime(spec, "cpu")
+    assert rt.compute_dtype == "bfloat16"
+    cls = Registry.discover().get("lora")
+    run = RunContext(0, "cpu", tmp_path / "cell", tmp_path / "cache", spec, lambda: rt)
+    adapted = cls(cls.Options(max_steps=2, batch_size=2, eval_every=100)).adapt(run, mini_suite)
+    assert adapted.report.budget is not None and adapted.report.budget.precision == "bf16-mixed"
+    model = adapted.runtime.model
+    assert "_original_forward" not in model.__dict__ and "forward" not in model.__dict__
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([rt.encode("Pay all invoices.")])).logits
+    assert logits.dtype == torch.bfloat16

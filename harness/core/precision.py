@@ -59,3 +59,16 @@ def autocast(device: str, dtype: str) -> Iterator[None]:
 
     with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
         yield
+
+
+def without_amp_wrapper(model: object) -> None:
+    """Undo what bf16-mixed training (the Trainer's accelerate) leaves on a model: an autocast wrapper around
+    its forward that also converts every output to fp32 (a 262k vocabulary's logits twice over).
+    Evaluation applies the device's precision itself (ModelRuntime), so the model gets its own forward back."""
+    original = model.__dict__.pop("_original_forward", None)
+    if original is None:
+        return
+    if getattr(original, "__func__", None) is getattr(type(model), "forward", None):
+        model.__dict__.pop("forward", None)  # the class's own forward again
+    else:
+        model.forward = original  # type: ignore[attr-defined]  # a forward patched before training

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from harness.core.faults import kill_point
 from harness.core.options import StrategyOptions
+from harness.core.precision import compute_dtype, without_amp_wrapper
 from harness.core.records import TrainingBudget
 from harness.model.loss import KeptLogitsLoss, PadCollator, keeps_logits
 
@@ -92,8 +93,6 @@ def learning_rate(o: LoopOptions, device: str) -> float:
 def precision(o: LoopOptions, device: str) -> str:
     """fp32 or bf16-mixed, `auto` resolved by the device's compute precision (harness.core.precision)."""
     if o.precision == "auto":
-        from harness.core.precision import compute_dtype
-
         return "bf16-mixed" if compute_dtype(device) == "bfloat16" else "fp32"
     return o.precision
 
@@ -345,6 +344,7 @@ def fit_rows(model: Any, pad_id: int, train: list[dict[str, list[int]]], dev: li
         for checkpoint in out.glob("checkpoint-*"):  # the model now holds the weights kept; free the disk
             shutil.rmtree(checkpoint, ignore_errors=True)
     check_tied(model)
+    without_amp_wrapper(model)
     budget = spent(o, device, planned_steps(o, len(train)), state, state < limit, float(trainer.state.epoch or 0.0))
     positions = loss.positions if loss is not None and not in_worker() else None  # a worker sees its shard only
     return TrainResult(curve, tokens, best, state, stopped_early=state < limit, budget=budget,
