@@ -54,7 +54,7 @@ def capacity(device: str, memory_gb: float | None = None) -> Capacity:
     return Capacity(kind, float(vm.total), "RAM", float(vm.available))
 
 
-BF16_CPU_CAUTION = ("bf16 on a CPU: training peaks measured up to 28% above this plan "
+BF16_CPU_CAUTION = ("bf16 on a CPU: weight cells measured up to 37% above this plan "
                     "(benchmarks/results/plan_accuracy.md); fp32 plans were within 20%")
 """The activation model's bf16 widths do not hold under CPU autocast (norms and elementwise ops keep fp32):
 measured, not yet modelled."""
