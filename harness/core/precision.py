@@ -4,9 +4,9 @@ AVX512-BF16 or AMX), fp32 elsewhere.
 On such a device every strategy computes the same way: the base model is loaded in bf16, evaluation
 runs under bf16 autocast (so a fine-tune's fp32 master weights are evaluated as the base is), and
 training is bf16-mixed (fp32 trainable weights, bf16 compute; harness.model.training.precision).
-On the 2-core CI CPU (AVX512-BF16) a bf16 matmul runs at about 4.5x the fp32 rate (benchmarks/cpu_precision.py
-measures it, and what it changes in a compare, side by side). Where bf16 is emulated (no such flag)
-it is several times slower than fp32, so fp32 stays.
+On the 2-core CI CPU (AVX512-BF16) a bf16 matmul runs at 4.4x to 4.7x the fp32 rate
+(benchmarks/forward_efficiency.py; benchmarks/cpu_precision.py measures what it changes in a compare,
+side by side). Where bf16 is emulated (no such flag) it is slower than fp32, so fp32 stays.
 
 `HARNESS_PRECISION=fp32` (or `bf16`) overrides the choice; the precision is part of a cell's id.
 """
