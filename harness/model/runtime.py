@@ -63,6 +63,15 @@ def _log_softmax(logits: Any) -> Any:
     return x - torch.logsumexp(x, dim=-1, keepdim=True)
 
 
+def _token_logprobs(logits: Any, targets: Any) -> Any:
+    """log P(target) at each position, in fp32, without a vocabulary-wide copy: the target's logit minus
+    the logsumexp of its row (`logits` [..., V], `targets` [...])."""
+    import torch
+
+    x = logits.float()
+    return x.gather(-1, targets[..., None])[..., 0] - torch.logsumexp(x, dim=-1)
+
+
 def start_of_sequence(tokenizer: Any) -> list[int]:
     """The special tokens `tokenizer` puts before a text when asked to (BOS for Llama and Gemma base
     tokenizers, none for GPT-2 style ones); tokens it would append (an EOS) are not included."""
@@ -301,8 +310,8 @@ class ModelRuntime:
         mask: Any = masks if len(masks) > 1 else masks["full_attention"]
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache)
         valid = seg >= 0  # slot j of a continuation predicts its token j + 1
-        logits = out.logits[valid].float()
-        logp = logits.gather(-1, target[valid][:, None])[:, 0] - torch.logsumexp(logits, dim=-1)
+        logits = out.logits[valid]
+        logp = _token_logprobs(logits, target[valid])
         first_row = torch.tensor([0] + [len(conts) for _, conts in items[:-1]], device=self.device).cumsum(0)
         row = (first_row[:, None] + seg)[valid]
         n_rows = sum(len(conts) for _, conts in items)
@@ -323,8 +332,7 @@ class ModelRuntime:
         out = self.model(input_ids=ids, attention_mask=torch.cat([ctx_mask[pick], cont_mask], dim=1),
                          position_ids=pos, cache=cache)
         logits = out.logits[:, :-1]  # token j of a continuation is predicted at position j - 1
-        picked = logits.gather(-1, ids[:, 1:, None])[..., 0].float()
-        logp = picked - torch.logsumexp(logits.float(), dim=-1)  # log-softmax without a vocabulary-wide copy
+        logp = _token_logprobs(logits, ids[:, 1:])
         return (logp * cont_mask[:, 1:]).sum(-1)
 
     def token_nll(self, texts: Sequence[str], batch_size: int | None = 8) -> list[tuple[float, int]]:
@@ -347,7 +355,6 @@ class ModelRuntime:
         ids = torch.tensor([b + [pad] * (width - len(b)) for b in batch], device=self.device)
         mask = torch.tensor([[1] * len(b) + [0] * (width - len(b)) for b in batch], device=self.device)
         with torch.inference_mode(), autocast(self.device, self.compute_dtype):
-            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            picked = logits.gather(-1, ids[:, 1:, None])[..., 0]
-            nll = (torch.logsumexp(logits, dim=-1) - picked) * mask[:, 1:]  # log-softmax without a vocabulary-wide copy
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            nll = -_token_logprobs(logits, ids[:, 1:]) * mask[:, 1:]
         return nll.sum(-1).tolist()
